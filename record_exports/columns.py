@@ -1,0 +1,131 @@
+"""The columns an export can name: their kinds, the default set, and validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from record_exports.errors import ExportInputError
+
+
+class ColumnKind(StrEnum):
+    TEXT = "text"
+    INTEGER = "integer"
+    MONEY = "money"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+
+
+class MoneyMode(StrEnum):
+    CENTS = "cents"
+    DOLLARS = "dollars"
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One exported column. `name` is the canonical (cents) name the engine's frames use.
+
+    Frame dtypes by kind: TEXT String, INTEGER Int64, MONEY Int64 cents, DATE Date,
+    TIMESTAMP Datetime("us", "UTC").
+    """
+
+    name: str
+    kind: ColumnKind
+
+    @property
+    def is_money(self) -> bool:
+        return self.kind is ColumnKind.MONEY
+
+    def output_name(self, money: MoneyMode) -> str:
+        """`sale_price_cents` stays in cents mode and becomes `sale_price` in dollars mode."""
+        if self.is_money and money is MoneyMode.DOLLARS:
+            return self.name.removesuffix("_cents")
+        return self.name
+
+    @property
+    def title(self) -> str:
+        """Excel header: `sale_price_cents` -> `Sale Price`."""
+        return self.name.removesuffix("_cents").replace("_", " ").title()
+
+
+_T, _I, _M, _D, _TS = (
+    ColumnKind.TEXT,
+    ColumnKind.INTEGER,
+    ColumnKind.MONEY,
+    ColumnKind.DATE,
+    ColumnKind.TIMESTAMP,
+)
+
+BASE_COLUMNS: dict[str, ColumnKind] = {
+    "id": _T,
+    "account_code": _T,
+    "ebay_order_id": _T,
+    "sale_date": _D,
+    "item_name": _T,
+    "qty": _I,
+    "sale_price_cents": _M,
+    "ebay_fees_cents": _M,
+    "amazon_price_cents": _M,
+    "amazon_tax_cents": _M,
+    "amazon_shipping_cents": _M,
+    "amazon_order_id": _T,
+    "status": _T,
+    "return_label_cost_cents": _M,
+    "created_at": _TS,
+    "updated_at": _TS,
+}
+COMPUTED_COLUMNS: dict[str, ColumnKind] = {
+    "earnings_net_cents": _M,
+    "cogs_total_cents": _M,
+    "profit_cents": _M,
+}
+REMARK_COLUMNS: dict[str, ColumnKind] = {"order_remark": _T, "service_remark": _T}
+ALL_COLUMNS: dict[str, ColumnKind] = {**BASE_COLUMNS, **COMPUTED_COLUMNS, **REMARK_COLUMNS}
+
+DEFAULT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "ebay_order_id",
+    "sale_date",
+    "item_name",
+    "qty",
+    "sale_price_cents",
+    "ebay_fees_cents",
+    "earnings_net_cents",
+    "amazon_price_cents",
+    "amazon_tax_cents",
+    "amazon_shipping_cents",
+    "cogs_total_cents",
+    "amazon_order_id",
+    "status",
+    "return_label_cost_cents",
+    "profit_cents",
+)
+
+
+def column(name: str) -> OutputColumn:
+    return OutputColumn(name, ALL_COLUMNS[name])
+
+
+def resolve_columns(requested: Sequence[str], include_remarks: bool) -> tuple[OutputColumn, ...]:
+    """The columns to export, in order; errors list the valid names."""
+    names = list(requested) or [
+        *DEFAULT_COLUMNS,
+        *(REMARK_COLUMNS if include_remarks else ()),
+    ]
+    unknown = [name for name in names if name not in ALL_COLUMNS]
+    if unknown:
+        valid = ", ".join(ALL_COLUMNS)
+        raise ExportInputError(
+            "columns", f"unknown column(s) {', '.join(map(repr, unknown))}; valid names: {valid}"
+        )
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ExportInputError("columns", f"column(s) named twice: {', '.join(duplicates)}")
+    remarks = [name for name in names if name in REMARK_COLUMNS]
+    if remarks and not include_remarks:
+        raise ExportInputError(
+            "columns",
+            f"{', '.join(remarks)} need include_remarks=true (remarks are joined only on request)",
+        )
+    return tuple(column(name) for name in names)

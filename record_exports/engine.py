@@ -1,0 +1,180 @@
+"""One export, start to finish: validate, read in batches, compute, sink, rename, manifest.
+
+The CLI, the `export_records` job and the daily asset all call `run_export`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from record_exports.atomic import atomic_file, file_digest
+from record_exports.database import DatabaseTarget, create_engine_for
+from record_exports.errors import ExportInputError
+from record_exports.frames import batch_to_frame, empty_frame
+from record_exports.manifest import Manifest, write_manifest
+from record_exports.params import ExportFormat, ExportParams
+from record_exports.query import RecordFilters, build_query
+from record_exports.reader import DEFAULT_BATCH_BYTES, iter_record_batches, prefetch
+from record_exports.schema import accounts
+from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET, RecordSink, SinkOptions
+from record_exports.sinks.csv import CsvSink
+from record_exports.sinks.ndjson import JsonSink, NdjsonSink
+from record_exports.sinks.parquet import ParquetSink
+from record_exports.sinks.xlsx import XlsxSink
+
+SINKS: dict[ExportFormat, Callable[[Path, SinkOptions], RecordSink]] = {
+    ExportFormat.CSV: CsvSink,
+    ExportFormat.NDJSON: NdjsonSink,
+    ExportFormat.JSON: JsonSink,
+    ExportFormat.XLSX: XlsxSink,
+    ExportFormat.PARQUET: ParquetSink,
+}
+
+ProgressCallback = Callable[[int], None]
+BatchSource = Callable[[DatabaseTarget, ExportParams, Sequence[str]], Iterator[pa.RecordBatch]]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    manifest_path: Path
+    row_count: int
+    bytes: int
+    sha256: str
+    format: str
+    columns: list[str]
+    filters: dict[str, Any]
+    money: str
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    truncated_cells: int = 0
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values for run metadata and request rows."""
+        return {
+            "path": str(self.path),
+            "row_count": self.row_count,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "format": self.format,
+            "columns": self.columns,
+            "filters": self.filters,
+            "money": self.money,
+            "truncated_cells": self.truncated_cells,
+        }
+
+
+def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
+    """Ids for account codes; an unknown code is bad input, named in the error."""
+    if not codes:
+        return []
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(accounts.c.account_code, accounts.c.id).where(
+                accounts.c.account_code.in_(list(codes))
+            )
+        ).all()
+    found = {code: str(account_id) for code, account_id in rows}
+    unknown = [code for code in codes if code not in found]
+    if unknown:
+        raise ExportInputError(
+            "account_codes", f"unknown account code(s): {', '.join(unknown[:20])}"
+        )
+    return [found[code] for code in codes]
+
+
+def single_connection_batches(
+    target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
+    """The whole selection, in export order, read on one connection."""
+    query = build_query(
+        params.columns,
+        params.include_remarks,
+        RecordFilters.from_params(params, account_ids),
+        is_postgresql=target.is_postgresql,
+    )
+    return iter_record_batches(target, query, DEFAULT_BATCH_BYTES)
+
+
+def run_export(
+    target: DatabaseTarget,
+    params: ExportParams,
+    destination: Path,
+    *,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    rows_per_sheet: int = EXCEL_MAX_ROWS_PER_SHEET,
+    batches: BatchSource = single_connection_batches,
+) -> ExportResult:
+    """Write the selected records to `destination` atomically, then its manifest.
+
+    Raises `ExportInputError` (before reading any record) for bad input; any other error
+    leaves nothing under `destination`.
+    """
+    started = time.monotonic()
+    engine = create_engine_for(target)
+    try:
+        account_ids = resolve_account_ids(engine, params.account_codes)
+    finally:
+        engine.dispose()
+    options = SinkOptions(
+        columns=params.columns,
+        money=params.money,
+        bom=params.bom,
+        excel_safe=params.excel_safe,
+        compression=params.compression,
+        rows_per_sheet=rows_per_sheet,
+    )
+    row_count = 0
+    with atomic_file(destination) as temp:
+        sink = SINKS[params.format](temp, options)
+        try:
+            for batch in prefetch(batches(target, params, account_ids)):
+                if batch.num_rows == 0:
+                    continue
+                sink.write(batch_to_frame(batch, params.columns))
+                row_count += batch.num_rows
+                if progress is not None:
+                    progress(row_count)
+            if row_count == 0:
+                sink.write(empty_frame(params.columns))
+            report = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        size, sha256 = file_digest(temp)
+    manifest = Manifest(
+        format=params.format.value,
+        columns=params.column_names(),
+        filters=params.filters(),
+        money=params.money.value,
+        row_count=row_count,
+        bytes=size,
+        sha256=sha256,
+        created_at=dt.datetime.now(dt.UTC),
+        run_id=run_id,
+    )
+    manifest_file = write_manifest(destination, manifest)
+    return ExportResult(
+        path=destination,
+        manifest_path=manifest_file,
+        row_count=row_count,
+        bytes=size,
+        sha256=sha256,
+        format=params.format.value,
+        columns=manifest.columns,
+        filters=manifest.filters,
+        money=manifest.money,
+        seconds=time.monotonic() - started,
+        warnings=report.warnings,
+        truncated_cells=report.truncated_cells,
+    )

@@ -1,0 +1,48 @@
+"""The `<file>.manifest.json` written next to every export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from record_exports.atomic import write_bytes_atomically
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    columns: list[str]
+    filters: dict[str, Any]
+    money: str
+    row_count: int
+    bytes: int
+    sha256: str
+    created_at: dt.datetime
+    run_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "columns": self.columns,
+            "filters": self.filters,
+            "money": self.money,
+            "row_count": self.row_count,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "created_at": self.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "run_id": self.run_id,
+        }
+
+
+def manifest_path(export_path: Path) -> Path:
+    return export_path.with_name(export_path.name + ".manifest.json")
+
+
+def write_manifest(export_path: Path, manifest: Manifest) -> Path:
+    path = manifest_path(export_path)
+    payload = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomically(path, payload.encode("utf-8"))
+    return path

@@ -1,0 +1,211 @@
+"""The SELECT behind an export, built with SQLAlchemy Core.
+
+On PostgreSQL the ADBC driver reads results fastest (and in bounded memory) through
+`COPY ... TO STDOUT (FORMAT binary)`, and COPY cannot take bind parameters. So filter
+values travel as bound parameters of `set_config(...)` calls on the same connection, and
+the query reads them back with `current_setting(...)`: no value is ever formatted into SQL.
+On SQLite the same filters are ordinary bound parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from record_exports.columns import OutputColumn
+from record_exports.params import ExportParams
+from record_exports.schema import (
+    accounts,
+    bookkeeping_records,
+    order_remarks,
+    service_remarks,
+)
+
+SETTING_PREFIX = "record_exports."
+
+# The record columns each computed field reads.
+COMPUTED_INPUTS: dict[str, tuple[str, ...]] = {
+    "earnings_net_cents": ("sale_price_cents", "ebay_fees_cents"),
+    "cogs_total_cents": ("amazon_price_cents", "amazon_tax_cents", "amazon_shipping_cents"),
+    "profit_cents": (
+        "status",
+        "sale_price_cents",
+        "ebay_fees_cents",
+        "amazon_price_cents",
+        "amazon_tax_cents",
+        "amazon_shipping_cents",
+        "return_label_cost_cents",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    """Filters with account codes already resolved to ids."""
+
+    account_ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    sale_date_from: str | None = None
+    sale_date_to: str | None = None
+    # Keyset bounds on (updated_at, id), for reading one slice of the ordered result.
+    after: tuple[str, str] | None = None
+    not_after: tuple[str, str] | None = None
+
+    @classmethod
+    def from_params(cls, params: ExportParams, account_ids: Sequence[str]) -> RecordFilters:
+        return cls(
+            account_ids=tuple(account_ids),
+            statuses=params.statuses,
+            sale_date_from=params.sale_date_from.isoformat() if params.sale_date_from else None,
+            sale_date_to=params.sale_date_to.isoformat() if params.sale_date_to else None,
+        )
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL text plus how to bind its values on the chosen database."""
+
+    sql: str
+    parameters: tuple[Any, ...] = ()
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+def source_columns(columns: Sequence[OutputColumn]) -> list[str]:
+    """The stored columns an export must read: those it shows plus the inputs of computed ones."""
+    needed: list[str] = []
+    for column in columns:
+        inputs = COMPUTED_INPUTS.get(column.name, (column.name,))
+        for name in inputs:
+            if name not in needed:
+                needed.append(name)
+    return needed
+
+
+def _selected(name: str, is_postgresql: bool) -> ColumnElement[Any]:
+    if name == "account_code":
+        return accounts.c.account_code.label(name)
+    if name == "order_remark":
+        return order_remarks.c.content.label(name)
+    if name == "service_remark":
+        return service_remarks.c.content.label(name)
+    record_column = bookkeeping_records.c[name]
+    if name == "id" and is_postgresql:
+        # ADBC returns uuid as binary; text is what every format writes.
+        return sa.cast(record_column, sa.Text).label(name)
+    return record_column.label(name)
+
+
+class _Values:
+    """Places filter values: a bound parameter on SQLite, a session setting on PostgreSQL."""
+
+    def __init__(self, is_postgresql: bool) -> None:
+        self.is_postgresql = is_postgresql
+        self.settings: dict[str, str] = {}
+
+    def scalar(self, name: str, value: str, type_: Any) -> ColumnElement[Any]:
+        if not self.is_postgresql:
+            # SQLite keeps dates and timestamps as ISO text, so text compares correctly.
+            return sa.bindparam(name, value, type_=sa.String)
+        self.settings[SETTING_PREFIX + name] = value
+        return sa.cast(self._setting(name), type_)
+
+    def members(self, name: str, values: Sequence[str], type_: Any) -> Any:
+        """A list for IN: expanding bind on SQLite, a JSON array setting on PostgreSQL."""
+        if not self.is_postgresql:
+            return sa.bindparam(name, list(values), expanding=True)
+        self.settings[SETTING_PREFIX + name] = json.dumps(list(values))
+        elements = sa.func.json_array_elements_text(
+            sa.cast(self._setting(name), postgresql.JSON)
+        ).table_valued("value")
+        return sa.select(sa.cast(elements.c.value, type_))
+
+    @staticmethod
+    def _setting(name: str) -> ColumnElement[Any]:
+        # The setting's name is a constant of this module, never user input.
+        return sa.func.current_setting(sa.literal_column(f"'{SETTING_PREFIX}{name}'"))
+
+
+def build_query(
+    columns: Sequence[OutputColumn], include_remarks: bool, filters: RecordFilters, *,
+    is_postgresql: bool,
+) -> CompiledQuery:
+    """The ordered SELECT for an export, compiled for the target database."""
+    needed = source_columns(columns)
+    records = bookkeeping_records
+    source: Any = records
+    if "account_code" in needed:
+        source = source.join(accounts, accounts.c.id == records.c.account_id)
+    if include_remarks and "order_remark" in needed:
+        source = source.outerjoin(order_remarks, order_remarks.c.record_id == records.c.id)
+    if include_remarks and "service_remark" in needed:
+        source = source.outerjoin(service_remarks, service_remarks.c.record_id == records.c.id)
+
+    values = _Values(is_postgresql)
+    conditions: list[ColumnElement[bool]] = [records.c.deleted_at.is_(None)]
+    if filters.account_ids:
+        account_ids = values.members("account_ids", filters.account_ids, records.c.account_id.type)
+        conditions.append(records.c.account_id.in_(account_ids))
+    if filters.statuses:
+        conditions.append(records.c.status.in_(values.members("statuses", filters.statuses, sa.Text)))
+    if filters.sale_date_from:
+        conditions.append(
+            records.c.sale_date >= values.scalar("sale_date_from", filters.sale_date_from, sa.Date)
+        )
+    if filters.sale_date_to:
+        conditions.append(
+            records.c.sale_date <= values.scalar("sale_date_to", filters.sale_date_to, sa.Date)
+        )
+    key = sa.tuple_(records.c.updated_at, records.c.id)
+    timestamp = sa.DateTime(timezone=True)
+    if filters.after:
+        conditions.append(
+            key < sa.tuple_(
+                values.scalar("after_updated_at", filters.after[0], timestamp),
+                values.scalar("after_id", filters.after[1], records.c.id.type),
+            )
+        )
+    if filters.not_after:
+        conditions.append(
+            key >= sa.tuple_(
+                values.scalar("not_after_updated_at", filters.not_after[0], timestamp),
+                values.scalar("not_after_id", filters.not_after[1], records.c.id.type),
+            )
+        )
+
+    statement = (
+        sa.select(*(_selected(name, is_postgresql) for name in needed))
+        .select_from(source)
+        .where(*conditions)
+        .order_by(records.c.updated_at.desc(), records.c.id.desc())
+    )
+    return _compile(statement, values)
+
+
+def _compile(statement: sa.Select[Any], values: _Values) -> CompiledQuery:
+    if values.is_postgresql:
+        compiled = statement.compile(dialect=postgresql.dialect())
+        if compiled.params:
+            raise AssertionError(f"unexpected bound parameters on the COPY path: {compiled.params}")
+        return CompiledQuery(sql=str(compiled), settings=values.settings)
+    dialect = sqlite.dialect(paramstyle="qmark")
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    positions = compiled.positiontup or []
+    return CompiledQuery(
+        sql=str(compiled), parameters=tuple(compiled.params[name] for name in positions)
+    )
+
+
+def count_query(base: CompiledQuery) -> CompiledQuery:
+    """The row count of the same selection, for progress reporting."""
+    return CompiledQuery(
+        sql=f"SELECT count(*) FROM ({base.sql}) AS selection",
+        parameters=base.parameters,
+        settings=base.settings,
+    )
+

@@ -1,0 +1,110 @@
+"""Reading a compiled query as a stream of Arrow batches through ADBC.
+
+One read path serves both databases: ADBC PostgreSQL (binary COPY under the hood) and
+ADBC SQLite. Batches are pulled by a background thread into a small bounded queue, so
+the database read of the next batch overlaps the file write of the previous one while
+memory stays bounded by (queue size + 2) batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc_postgresql
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import pyarrow as pa
+
+from record_exports.database import DatabaseTarget
+from record_exports.query import CompiledQuery
+
+DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+PREFETCH_BATCHES = 2
+_BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
+_SQLITE_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
+
+
+def connect(target: DatabaseTarget) -> Any:
+    """An ADBC DB-API connection to the records database."""
+    if target.is_postgresql:
+        return adbc_postgresql.connect(target.adbc_uri())
+    return adbc_sqlite.connect(target.adbc_uri())
+
+
+def _apply_settings(cursor: Any, settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        cursor.execute("SELECT set_config($1, $2, false)", parameters=(name, value))
+        cursor.fetchall()
+
+
+def iter_record_batches(
+    target: DatabaseTarget, query: CompiledQuery, batch_bytes: int = DEFAULT_BATCH_BYTES
+) -> Iterator[pa.RecordBatch]:
+    """Yield the query's result in order, one Arrow batch at a time, on one connection."""
+    with closing(connect(target)) as connection, closing(connection.cursor()) as cursor:
+        if target.is_postgresql:
+            _apply_settings(cursor, query.settings)
+            cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
+        else:
+            cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: "65536"})
+        cursor.execute(query.sql, parameters=query.parameters or None)
+        reader: pa.RecordBatchReader = cursor.fetch_record_batch()
+        yield from reader
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetch(source: Iterator[Any], depth: int = PREFETCH_BATCHES) -> Iterator[Any]:
+    """Run `source` in a background thread, `depth` items ahead of the consumer.
+
+    An error in the producer is re-raised in the consumer; a consumer that stops early
+    (or fails) tells the producer to stop, and the thread is joined before returning.
+    """
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
+            items.put(_Failure(error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="record-batch-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)

@@ -1,0 +1,1 @@
+"""File writers, one module per format, all fed the same computed batches."""
