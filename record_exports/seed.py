@@ -298,3 +298,8 @@ def seed_records(engine: Engine, records: int, account_count: int, seed: int) ->
                 _insert_rows(connection, order_remarks, orders)
                 _insert_rows(connection, service_remarks, services)
     return SeedSummary(records, account_count, order_count, service_count)
+
+
+def has_records(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(bookkeeping_records.c.id).limit(1)).first() is not None

@@ -1,0 +1,47 @@
+# Set-up is two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export RECORDS_DATABASE_URL ?= sqlite:///$(CURDIR)/data/records.db
+export EXPORTS_DIR ?= $(CURDIR)/exports
+
+DEMO_FORMATS := csv ndjson json xlsx parquet
+
+.PHONY: install demo test lint dev bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p data "$(DAGSTER_HOME)"
+	$(BIN)/record-exports init-db
+	$(BIN)/record-exports seed --records 20000 --accounts 5 --seed 1 --if-empty
+	@for format in $(DEMO_FORMATS); do \
+		$(BIN)/record-exports export --format $$format || exit 1; \
+	done
+	@echo "Exports are under $(EXPORTS_DIR)/on-demand; open the UI with 'make dev'."
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+dev: install
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .dagster_home exports data .mypy_cache .ruff_cache .pytest_cache

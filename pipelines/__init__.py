@@ -1,0 +1,1 @@
+"""Dagster jobs, schedules, sensors, the `Definitions` and the command line."""

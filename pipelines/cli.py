@@ -1,0 +1,192 @@
+"""`record-exports`: set up the records database, seed it, export, and file export requests.
+
+Exit codes: 0 done; 2 bad input (nothing written); 1 the export failed (no partial file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from record_exports.database import DatabaseSettingError, connect_checked
+from record_exports.errors import ExportInputError
+from record_exports.params import parse_export_params
+from record_exports.schema import create_schema
+from record_exports.settings import (
+    DATABASE_URL_VARIABLE,
+    EXPORTS_DIR_VARIABLE,
+    REPO_ROOT,
+    default_database_url,
+    records_database_url,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# A local instance: runs and events in DAGSTER_HOME, no telemetry banner on every command.
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+class UsageError(Exception):
+    """Bad input on the command line; the message says what and how to fix."""
+
+
+def apply_default_settings() -> None:
+    """Fill in the documented defaults for settings the user left unset, for this process
+    and the Dagster run it starts (resources read them through `EnvVar`)."""
+    os.environ.setdefault(DATABASE_URL_VARIABLE, default_database_url())
+    os.environ.setdefault(EXPORTS_DIR_VARIABLE, "exports")
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    instance_file = home / "dagster.yaml"
+    if not instance_file.exists():
+        instance_file.write_text(INSTANCE_YAML)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return number
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", default="csv", help="csv, ndjson, json, xlsx or parquet")
+    parser.add_argument(
+        "--account", dest="account_codes", action="append", default=[], metavar="CODE"
+    )
+    parser.add_argument("--status", dest="statuses", action="append", default=[], metavar="S")
+    parser.add_argument("--from", dest="sale_date_from", metavar="YYYY-MM-DD")
+    parser.add_argument("--to", dest="sale_date_to", metavar="YYYY-MM-DD")
+    parser.add_argument("--columns", default="", help="comma-separated column names")
+    parser.add_argument("--include-remarks", action="store_true")
+    parser.add_argument("--money", default="cents", help="cents or dollars")
+    parser.add_argument("--bom", action="store_true", help="CSV: prepend a UTF-8 BOM")
+    parser.add_argument("--compression", default="none", help="none, gzip or zstd")
+    parser.add_argument("--excel-safe", action="store_true", help="CSV: defuse formula cells")
+
+
+def _params_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "format": args.format,
+        "account_codes": args.account_codes,
+        "statuses": args.statuses,
+        "sale_date_from": args.sale_date_from,
+        "sale_date_to": args.sale_date_to,
+        "columns": [name.strip() for name in args.columns.split(",") if name.strip()],
+        "include_remarks": args.include_remarks,
+        "money": args.money,
+        "bom": args.bom,
+        "excel_safe": args.excel_safe,
+        "compression": args.compression,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="record-exports", description="Export bookkeeping records to files."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init-db", help="create every table and index (idempotent)")
+    seed = commands.add_parser("seed", help="add synthetic records")
+    seed.add_argument("--records", type=_positive, required=True)
+    seed.add_argument("--accounts", type=_positive, default=5)
+    seed.add_argument("--seed", type=int, default=1)
+    seed.add_argument("--if-empty", action="store_true", help="do nothing if records exist")
+    export = commands.add_parser("export", help="run the export_records job through Dagster")
+    _add_export_options(export)
+    export.add_argument("--output", type=Path, help="file path (default: under EXPORTS_DIR)")
+    request = commands.add_parser("request", help="file an export request, as the web app would")
+    _add_export_options(request)
+    request.add_argument("--output-name", help="file name without folder")
+    request.add_argument("--requested-by", help="who asks (free text)")
+    return parser
+
+
+def _database() -> Any:
+    return connect_checked(records_database_url())
+
+
+def command_init_db(_: argparse.Namespace) -> int:
+    engine = _database()
+    create_schema(engine)
+    print(f"schema ready in {engine.url.render_as_string(hide_password=True)}")
+    return EXIT_OK
+
+
+def command_seed(args: argparse.Namespace) -> int:
+    from record_exports.seed import has_records, seed_records
+
+    if args.accounts < 1:
+        raise UsageError("--accounts must be at least 1")
+    engine = _database()
+    create_schema(engine)
+    if args.if_empty and has_records(engine):
+        print("records already present; nothing seeded (--if-empty)")
+        return EXIT_OK
+    summary = seed_records(engine, args.records, args.accounts, args.seed)
+    print(
+        f"added {summary.records:,} records over {summary.accounts} accounts "
+        f"({summary.order_remarks:,} order remarks, {summary.service_remarks:,} service remarks)"
+    )
+    return EXIT_OK
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from pipelines.export_runner import run_export_job
+
+    raw = _params_from(args)
+    if args.output is not None:
+        raw["output_name"] = args.output.name
+    params = parse_export_params(raw)
+    outcome = run_export_job(params, raw, output=args.output, terminal=sys.stderr.isatty())
+    if not outcome.success:
+        print(f"error: export failed: {outcome.error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{outcome.path}\t{outcome.row_count} rows\trun {outcome.run_id}")
+    return EXIT_OK
+
+
+def command_request(args: argparse.Namespace) -> int:
+    from pipelines.request_store import insert_request
+
+    raw = _params_from(args)
+    if args.output_name:
+        raw["output_name"] = args.output_name
+    parse_export_params(raw)
+    engine = _database()
+    request_id = insert_request(engine, raw, args.requested_by)
+    print(request_id)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "init-db": command_init_db,
+    "seed": command_seed,
+    "export": command_export,
+    "request": command_request,
+}
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    apply_default_settings()
+    try:
+        return COMMANDS[args.command](args)
+    except (DatabaseSettingError, UsageError) as error:
+        _fail(str(error), EXIT_BAD_INPUT)
+    except ExportInputError as error:
+        _fail(f"{error}", EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Where export files go: one root (`EXPORTS_DIR`) with a folder per kind of export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from record_exports.settings import resolve_repo_path
+from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET
+
+
+class ExportStorage(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Paths of on-demand, request and daily exports under the exports root.
+
+    A relative `root` is taken relative to the repo root. `on_demand_folder` is where
+    runs launched from the UI or the CLI write (the CLI's `--output` points it elsewhere).
+    """
+
+    root: str
+    on_demand_folder: str = "on-demand"
+    xlsx_rows_per_sheet: int = EXCEL_MAX_ROWS_PER_SHEET
+
+    def root_path(self) -> Path:
+        return resolve_repo_path(self.root)
+
+    def on_demand_path(self, file_name: str) -> Path:
+        return self.root_path() / self.on_demand_folder / file_name
+
+    def request_path(self, request_id: int, file_name: str) -> Path:
+        return self.root_path() / "requests" / str(request_id) / file_name
+
+    def daily_path(self, account_code: str, day: dt.date, extension: str) -> Path:
+        return (
+            self.root_path()
+            / "daily"
+            / account_code
+            / f"{day:%Y}"
+            / f"{day:%m}"
+            / f"{account_code}_{day.isoformat()}.{extension}"
+        )

@@ -1,0 +1,115 @@
+"""Shared fixtures: throwaway PostgreSQL databases (the production database) and SQLite files.
+
+PostgreSQL must be running: a test run that cannot reach it fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
+from record_exports.schema import create_schema
+
+ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin() -> psycopg.Connection:
+    return psycopg.connect(ADMIN_URL, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The server's base URL; fails loudly when PostgreSQL is down."""
+    with _admin() as connection:
+        connection.execute("SELECT 1")
+    return ADMIN_URL.rsplit("/", 1)[0]
+
+
+def _create_database(server: str) -> tuple[str, str]:
+    name = f"rx_test_{uuid.uuid4().hex[:12]}"
+    with _admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return name, f"{server.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def _drop_database(name: str) -> None:
+    with _admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    name, url = _create_database(postgres_server)
+    try:
+        yield url
+    finally:
+        _drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'records.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on both databases."""
+    fixture = "postgres_url" if request.param == "postgresql" else "sqlite_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def target(database_url: str) -> DatabaseTarget:
+    return parse_database_url(database_url)
+
+
+@pytest.fixture
+def engine(target: DatabaseTarget) -> Iterator[Engine]:
+    """An engine on a database with the schema created."""
+    engine = create_engine_for(target)
+    create_schema(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_target(postgres_url: str) -> DatabaseTarget:
+    return parse_database_url(postgres_url)
+
+
+@pytest.fixture
+def pg_engine(pg_target: DatabaseTarget) -> Iterator[Engine]:
+    engine = create_engine_for(pg_target)
+    create_schema(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def dagster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private DAGSTER_HOME and EXPORTS_DIR for a test; returns the exports root."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    exports = tmp_path / "exports"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("EXPORTS_DIR", str(exports))
+    return exports
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -1,0 +1,203 @@
+"""Hand-made records for tests, and the PostgreSQL oracle that computes the same exports in SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import Engine
+
+from record_exports.schema import STATUSES, accounts, bookkeeping_records, order_remarks
+from record_exports.seed import account_id
+
+NULLABLE_MONEY = (
+    "ebay_fees_cents",
+    "amazon_price_cents",
+    "amazon_tax_cents",
+    "amazon_shipping_cents",
+    "return_label_cost_cents",
+)
+BASE_TIME = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+HOSTILE = [
+    'Quote "inside", comma',
+    "new\nline",
+    "carriage\r\nreturn",
+    "=cmd|' /C calc'!A0",
+    "=1+1",
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "\tTab",
+    "emoji 🎉 ünïcödé",
+    "",
+    "y" * 40_000,
+    "back\\slash",
+    '"',
+]
+
+
+def add_account(engine: Engine, code: str) -> str:
+    identifier = account_id(code)
+    with engine.begin() as connection:
+        connection.execute(
+            accounts.insert().values(id=identifier, account_code=code, name=f"Store {code}")
+        )
+    return identifier
+
+
+def record(account: str, number: int, **values: Any) -> dict[str, Any]:
+    """A valid record with every field set; `values` override."""
+    row: dict[str, Any] = {
+        "id": str(uuid.UUID(int=number + 1)),
+        "account_id": account,
+        "ebay_order_id": f"12-{number:05d}-00001",
+        "sale_date": dt.date(2026, 3, 1) + dt.timedelta(days=number % 3),
+        "item_name": f"Item {number}",
+        "qty": 1 + number % 3,
+        "sale_price_cents": 10_000 + number,
+        "ebay_fees_cents": 1_300,
+        "amazon_price_cents": 6_000,
+        "amazon_tax_cents": 480,
+        "amazon_shipping_cents": 299,
+        "amazon_order_id": f"112-{number:07d}-0000001",
+        "status": "SUCCESSFUL",
+        "return_label_cost_cents": 750,
+        "created_at": BASE_TIME,
+        "updated_at": BASE_TIME + dt.timedelta(seconds=number),
+        "deleted_at": None,
+    }
+    row.update(values)
+    return row
+
+
+def status_null_matrix(account: str) -> list[dict[str, Any]]:
+    """Every status × every combination of null money fields, with sub-dollar and zero sums."""
+    rows = []
+    number = 0
+    for status in STATUSES:
+        for mask in itertools.product((False, True), repeat=len(NULLABLE_MONEY)):
+            nulls = {
+                name: None for name, is_null in zip(NULLABLE_MONEY, mask, strict=True) if is_null
+            }
+            rows.append(
+                record(
+                    account,
+                    number,
+                    status=status,
+                    sale_price_cents=number % 7,  # small prices make negative, sub-dollar profits
+                    **nulls,
+                )
+            )
+            number += 1
+    return rows
+
+
+def insert_records(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as connection:
+        connection.execute(bookkeeping_records.insert(), rows)
+
+
+def insert_order_remarks(engine: Engine, remarks: dict[str, str]) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            order_remarks.insert(),
+            [{"record_id": key, "content": value} for key, value in remarks.items()],
+        )
+
+
+MONEY_SQL = {
+    "sale_price_cents": "r.sale_price_cents",
+    "ebay_fees_cents": "r.ebay_fees_cents",
+    "earnings_net_cents": "(r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))",
+    "amazon_price_cents": "r.amazon_price_cents",
+    "amazon_tax_cents": "r.amazon_tax_cents",
+    "amazon_shipping_cents": "r.amazon_shipping_cents",
+    "cogs_total_cents": (
+        "(coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
+        " + coalesce(r.amazon_shipping_cents, 0))"
+    ),
+    "return_label_cost_cents": "r.return_label_cost_cents",
+    "profit_cents": (
+        "CASE r.status WHEN 'RETURN_CLOSED' THEN -coalesce(r.return_label_cost_cents, 0)"
+        " WHEN 'SUCCESSFUL' THEN (r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))"
+        " - (coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
+        " + coalesce(r.amazon_shipping_cents, 0))"
+        " ELSE (r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))"
+        " - (coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
+        " + coalesce(r.amazon_shipping_cents, 0)) - coalesce(r.return_label_cost_cents, 0) END"
+    ),
+}
+
+DEFAULT_ORDER = [
+    "id",
+    "ebay_order_id",
+    "sale_date",
+    "item_name",
+    "qty",
+    "sale_price_cents",
+    "ebay_fees_cents",
+    "earnings_net_cents",
+    "amazon_price_cents",
+    "amazon_tax_cents",
+    "amazon_shipping_cents",
+    "cogs_total_cents",
+    "amazon_order_id",
+    "status",
+    "return_label_cost_cents",
+    "profit_cents",
+]
+
+
+def oracle_select(money: str = "cents", where: str = "TRUE") -> str:
+    """The default-column export computed by PostgreSQL alone (constant SQL, no user values)."""
+    parts = []
+    for name in DEFAULT_ORDER:
+        if name in MONEY_SQL:
+            if money == "dollars":
+                parts.append(
+                    f"({MONEY_SQL[name]}::numeric / 100)::numeric(18, 2) "
+                    f"AS {name.removesuffix('_cents')}"
+                )
+            else:
+                parts.append(f"{MONEY_SQL[name]} AS {name}")
+        elif name == "id":
+            parts.append("r.id::text AS id")
+        else:
+            parts.append(f"r.{name} AS {name}")
+    return (
+        f"SELECT {', '.join(parts)} FROM bookkeeping_records r "
+        f"WHERE r.deleted_at IS NULL AND {where} ORDER BY r.updated_at DESC, r.id DESC"
+    )
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def oracle_copy_csv(url: str, money: str = "cents", where: str = "TRUE") -> bytes:
+    """What `COPY (...) TO STDOUT WITH (FORMAT csv, HEADER)` prints for the export."""
+    chunks = []
+    with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
+        with cursor.copy(
+            f"COPY ({oracle_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ) as copy:
+            for chunk in copy:
+                chunks.append(bytes(chunk))
+    return b"".join(chunks)
+
+
+def oracle_ndjson(url: str, money: str = "cents") -> bytes:
+    """`row_to_json` per row, one per line."""
+    with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT row_to_json(t)::text FROM ({oracle_select(money)}) t")
+        return b"".join(row[0].encode("utf-8") + b"\n" for row in cursor.fetchall())
+
+
+def oracle_rows(url: str, money: str = "cents") -> list[tuple[Any, ...]]:
+    with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(oracle_select(money))
+        return cursor.fetchall()

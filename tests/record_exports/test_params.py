@@ -1,0 +1,96 @@
+"""Bad input is refused before any query, with the field named and the valid choices listed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from record_exports.columns import DEFAULT_COLUMNS
+from record_exports.errors import ExportInputError
+from record_exports.params import ExportFormat, parse_export_params
+
+
+def rejected(raw: Any) -> ExportInputError:
+    with pytest.raises(ExportInputError) as caught:
+        parse_export_params(raw)
+    return caught.value
+
+
+def test_defaults() -> None:
+    params = parse_export_params({})
+    assert params.format is ExportFormat.CSV
+    assert [column.name for column in params.columns] == list(DEFAULT_COLUMNS)
+    assert params.file_name("x") == "x.csv"
+
+
+def test_remarks_are_appended_to_defaults() -> None:
+    params = parse_export_params({"include_remarks": True})
+    assert [c.name for c in params.columns][-2:] == ["order_remark", "service_remark"]
+
+
+def test_full_valid_config() -> None:
+    params = parse_export_params(
+        {
+            "format": "ndjson",
+            "account_codes": ["ACC1", "ACC1", "ACC2"],
+            "statuses": ["successful", "RETURN_CLOSED"],
+            "sale_date_from": "2026-01-01",
+            "sale_date_to": "2026-01-31",
+            "columns": ["account_code", "profit_cents"],
+            "money": "dollars",
+            "compression": "gzip",
+            "output_name": "January report",
+        }
+    )
+    assert params.account_codes == ("ACC1", "ACC2")
+    assert params.statuses == ("SUCCESSFUL", "RETURN_CLOSED")
+    assert params.sale_date_to == dt.date(2026, 1, 31)
+    assert params.column_names() == ["account_code", "profit"]
+    assert params.file_name("ignored") == "January report.ndjson.gz"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "hint"),
+    [
+        ({"format": "xml"}, "format", "csv, ndjson, json, xlsx, parquet"),
+        ({"format": 3}, "format", "must be one of"),
+        ({"columns": ["id", "nope"]}, "columns", "valid names: id, account_code"),
+        ({"columns": ["order_remark"]}, "columns", "include_remarks"),
+        ({"columns": ["id", "id"]}, "columns", "twice"),
+        ({"columns": "id,qty"}, "columns", "list of strings"),
+        ({"sale_date_from": "2026-02-01", "sale_date_to": "2026-01-01"}, "sale_date_from", "after"),
+        ({"sale_date_from": "01/02/2026"}, "sale_date_from", "YYYY-MM-DD"),
+        ({"sale_date_to": "2026-02-30"}, "sale_date_to", "not a real date"),
+        ({"statuses": ["SHIPPED"]}, "statuses", "SUCCESSFUL, RETURN_LABEL_PROVIDED"),
+        ({"statuses": [1]}, "statuses", "strings only"),
+        ({"account_codes": ["ACC1'; DROP TABLE accounts; --"]}, "account_codes", "malformed"),
+        ({"account_codes": ["A"] * 1001}, "account_codes", "at most 1000"),
+        ({"account_codes": ["x" * 201]}, "account_codes", "longer than"),
+        ({"money": "euros"}, "money", "cents, dollars"),
+        ({"compression": "brotli"}, "compression", "none, gzip, zstd"),
+        ({"compression": "gzip", "format": "xlsx"}, "compression", "csv, ndjson and json"),
+        ({"bom": True, "format": "json"}, "bom", "csv only"),
+        ({"excel_safe": True, "format": "xlsx"}, "excel_safe", "csv only"),
+        ({"bom": "yes"}, "bom", "true or false"),
+        ({"include_remarks": 1}, "include_remarks", "true or false"),
+        ({"output_name": "../etc/passwd"}, "output_name", "plain file name"),
+        ({"output_name": "a/b.csv"}, "output_name", "plain file name"),
+        ({"output_name": "a\\b.csv"}, "output_name", "plain file name"),
+        ({"output_name": ".hidden"}, "output_name", "usable file name"),
+        ({"output_name": "x" * 300}, "output_name", "usable file name"),
+        ({"output_name": "bad\nname"}, "output_name", "usable file name"),
+        ({"output_name": 5}, "output_name", "file name"),
+        ({"surprise": 1}, "surprise", "valid fields: format"),
+    ],
+)
+def test_invalid_field_is_named(raw: dict[str, Any], field: str, hint: str) -> None:
+    error = rejected(raw)
+    assert error.field == field
+    assert hint in str(error)
+
+
+@pytest.mark.parametrize("raw", [[], "csv", 5, None])
+def test_params_must_be_an_object(raw: Any) -> None:
+    assert rejected(raw).field == "params"

@@ -1,0 +1,55 @@
+"""The schema on both databases: created idempotently, constraints that refuse bad rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from record_exports.schema import create_schema, export_requests, metadata
+from tests.factories import add_account, insert_records, record
+
+
+def test_create_schema_twice(engine: Engine) -> None:
+    create_schema(engine)
+    create_schema(engine)
+    inspector = sa.inspect(engine)
+    assert set(metadata.tables) <= set(inspector.get_table_names())
+    indexes = {index["name"] for index in inspector.get_indexes("bookkeeping_records")}
+    assert {"ix_records_account_sale_date", "ix_records_updated_at_id"} <= indexes
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"qty": 0},
+        {"sale_price_cents": -1},
+        {"ebay_fees_cents": -5},
+        {"return_label_cost_cents": -750},
+        {"status": "SHIPPED"},
+        {"item_name": None},
+    ],
+)
+def test_constraints_reject_bad_rows(engine: Engine, bad: dict[str, Any]) -> None:
+    account = add_account(engine, "ACC1")
+    with pytest.raises(IntegrityError):
+        insert_records(engine, [record(account, 1, **bad)])
+
+
+def test_record_needs_a_known_account(postgres_url: str, pg_engine: Engine) -> None:
+    with pytest.raises(IntegrityError):
+        insert_records(pg_engine, [record("00000000-0000-4000-8000-000000000000", 1)])
+
+
+def test_export_requests_defaults(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(export_requests.insert().values(params={"format": "csv"}))
+        row = connection.execute(sa.select(export_requests)).one()
+    assert row.status == "pending"
+    assert row.params == {"format": "csv"}
+    assert row.requested_at is not None and row.updated_at is not None
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(export_requests.insert().values(params={}, status="exploded"))
