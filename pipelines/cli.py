@@ -147,6 +147,12 @@ def command_export(args: argparse.Namespace) -> int:
     if not outcome.success:
         print(f"error: export failed: {outcome.error}", file=sys.stderr)
         return EXIT_FAILED
+    if outcome.truncated_cells:
+        print(
+            f"warning: {outcome.truncated_cells} text cells were longer than Excel's "
+            "32,767-character limit and were cut",
+            file=sys.stderr,
+        )
     print(f"{outcome.path}\t{outcome.row_count} rows\trun {outcome.run_id}")
     return EXIT_OK
 

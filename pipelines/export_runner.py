@@ -17,7 +17,8 @@ from record_exports.settings import records_database_url
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI prints its own one-line outcome; the full run log stays in the Dagster instance.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class JobOutcome:
     path: str | None = None
     row_count: int | None = None
     error: str | None = None
+    truncated_cells: int = 0
 
 
 def check_inputs(params: ExportParams) -> None:
@@ -44,12 +46,19 @@ def run_config_for(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The root cause in one line: a `Failure`'s description, else the innermost error."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            error = event.step_failure_data.error
-            if error is not None:
-                return error.message.strip().splitlines()[0]
-    return "the run failed; see the run log in the Dagster UI"
+        if not event.is_step_failure or event.step_failure_data is None:
+            continue
+        user_failure = event.step_failure_data.user_failure_data
+        if user_failure is not None and user_failure.description:
+            return user_failure.description
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return error.message.strip().splitlines()[0]
+    return f"run {result.run_id} failed; see its log in the Dagster UI"
 
 
 def run_export_job(
@@ -69,15 +78,18 @@ def run_export_job(
         sys.stderr.write("\n")
     if not result.success:
         return JobOutcome(False, result.run_id, error=_failure_message(result))
+    metadata = _output_metadata(result)
     return JobOutcome(
-        True, result.run_id, path=result.output_for_node("export"), row_count=_row_count(result)
+        True,
+        result.run_id,
+        path=result.output_for_node("export"),
+        row_count=int(metadata.get("dagster/row_count", 0)),
+        truncated_cells=int(metadata.get("truncated_cells", 0)),
     )
 
 
-def _row_count(result: dg.ExecuteInProcessResult) -> int | None:
+def _output_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     for event in result.all_events:
         if event.is_successful_output and event.step_output_data is not None:
-            entry = event.step_output_data.metadata.get("dagster/row_count")
-            if entry is not None:
-                return int(entry.value)  # type: ignore[arg-type]
-    return None
+            return {key: entry.value for key, entry in event.step_output_data.metadata.items()}
+    return {}

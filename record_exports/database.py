@@ -1,4 +1,4 @@
-"""Turning a `RECORDS_DATABASE_URL` into a working SQLAlchemy engine, with errors a user can act on."""
+"""From `RECORDS_DATABASE_URL` to a working SQLAlchemy engine, with errors a user can act on."""
 
 from __future__ import annotations
 

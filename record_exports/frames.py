@@ -57,7 +57,7 @@ def batch_to_frame(batch: pa.RecordBatch, columns: Sequence[OutputColumn]) -> pl
 
 def empty_frame(columns: Sequence[OutputColumn]) -> pl.DataFrame:
     """The zero-row frame of an export, so every sink can still write its header."""
-    dtypes = {
+    dtypes: dict[ColumnKind, pl.DataType | type[pl.DataType]] = {
         ColumnKind.TEXT: pl.String,
         ColumnKind.INTEGER: pl.Int64,
         ColumnKind.MONEY: pl.Int64,

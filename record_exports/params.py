@@ -195,7 +195,7 @@ def _output_name(raw: Mapping[str, Any]) -> str | None:
 
 
 def parse_export_params(raw: Mapping[str, Any]) -> ExportParams:
-    """Validate raw settings (already JSON-like) into `ExportParams`, or raise `ExportInputError`."""
+    """Validate JSON-like settings into `ExportParams`, or raise `ExportInputError`."""
     if not isinstance(raw, Mapping):
         raise ExportInputError("params", f"must be a JSON object, got {type(raw).__name__}")
     unknown = [key for key in raw if key not in PARAM_FIELDS]

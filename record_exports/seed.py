@@ -11,8 +11,10 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -63,7 +65,7 @@ REMARKS = [
     "Buyer asked for gift wrap",
     "Shipped late, apologised",
     'Said "thanks!", left 5 stars',
-    "=HYPERLINK(\"http://example.invalid\")",
+    '=HYPERLINK("http://example.invalid")',
     "Partial refund discussed\nnot agreed",
 ]
 
@@ -135,7 +137,7 @@ def _status(seed: int) -> pl.Expr:
     roll = _below(40, seed, 100)
     (first, first_weight), *rest = STATUS_WEIGHTS
     threshold = first_weight
-    chain = pl.when(roll < threshold).then(pl.lit(first))
+    chain: Any = pl.when(roll < threshold).then(pl.lit(first))
     for name, weight in rest:
         threshold += weight
         chain = chain.when(roll < threshold).then(pl.lit(name))
@@ -147,22 +149,25 @@ def records_frame(start: int, count: int, account_count: int, seed: int) -> pl.D
     base = pl.DataFrame({"n": pl.int_range(start, start + count, dtype=pl.UInt64, eager=True)})
     sale_price = 300 + _below(3, seed, 25_000)
     is_hostile = _below(10, seed, 1000) < 8
-    item = pl.when(is_hostile).then(
-        _pick(HOSTILE_TEXT, _below(11, seed, len(HOSTILE_TEXT)))
-    ).otherwise(
-        pl.concat_str(
-            _pick(PRODUCTS, _below(12, seed, len(PRODUCTS))),
-            pl.lit(" #"),
-            _below(13, seed, 500).cast(pl.String),
+    item = (
+        pl.when(is_hostile)
+        .then(_pick(HOSTILE_TEXT, _below(11, seed, len(HOSTILE_TEXT))))
+        .otherwise(
+            pl.concat_str(
+                _pick(PRODUCTS, _below(12, seed, len(PRODUCTS))),
+                pl.lit(" #"),
+                _below(13, seed, 500).cast(pl.String),
+            )
         )
     )
     sale_date = pl.lit(LAST_SALE_DATE) - pl.duration(days=_below(5, seed, SALE_DAYS))
-    created_at = (
-        sale_date.cast(pl.Datetime("us", "UTC"))
-        + pl.duration(seconds=_below(20, seed, 86_400), microseconds=_below(21, seed, 1_000_000))
+    created_at = sale_date.cast(pl.Datetime("us", "UTC")) + pl.duration(
+        seconds=_below(20, seed, 86_400), microseconds=_below(21, seed, 1_000_000)
     )
-    updated_at = pl.when(_below(22, seed, 100) < 60).then(created_at).otherwise(
-        created_at + pl.duration(seconds=_below(23, seed, 20 * 86_400))
+    updated_at = (
+        pl.when(_below(22, seed, 100) < 60)
+        .then(created_at)
+        .otherwise(created_at + pl.duration(seconds=_below(23, seed, 20 * 86_400)))
     )
     frame = base.with_columns(
         id=_uuid_text(seed, 1),
@@ -249,13 +254,15 @@ def _chunks(start: int, total: int, account_count: int, seed: int) -> Iterator[p
 def _copy_csv(connection: Connection, table: str, columns: list[str], frame: pl.DataFrame) -> None:
     """PostgreSQL COPY FROM STDIN; Polars' CSV matches COPY's (empty field = NULL, "" = '')."""
     raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
     column_list = ", ".join(columns)
     payload = frame.select(columns).write_csv(
         include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f+00"
     )
-    with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-        f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv)"
-    ) as copy:
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({column_list}) FROM STDIN WITH (FORMAT csv)") as copy,
+    ):
         copy.write(payload.encode("utf-8"))
 
 
@@ -265,9 +272,8 @@ def _insert_rows(connection: Connection, table: sa.Table, frame: pl.DataFrame) -
 
 
 def _remarks(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    return (
-        frame.filter(pl.col(column).is_not_null())
-        .select(record_id=pl.col("id"), content=pl.col(column))
+    return frame.filter(pl.col(column).is_not_null()).select(
+        record_id=pl.col("id"), content=pl.col(column)
     )
 
 

@@ -11,7 +11,7 @@ from record_exports.settings import resolve_repo_path
 from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET
 
 
-class ExportStorage(dg.ConfigurableResource):  # type: ignore[type-arg]
+class ExportStorage(dg.ConfigurableResource):
     """Paths of on-demand, request and daily exports under the exports root.
 
     A relative `root` is taken relative to the repo root. `on_demand_folder` is where

@@ -1,4 +1,4 @@
-"""Progress of a long export: lines in the run log, and a live bar when a person watches a terminal."""
+"""Progress of a long export: run-log lines, plus a live bar when a person watches a terminal."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ LOG_INTERVAL_SECONDS = 5.0
 BAR_INTERVAL_SECONDS = 0.2
 
 
-class ProgressReporter(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """`terminal=True` (set by the CLI when stderr is a TTY) also draws rows and rows/s on stderr."""
+class ProgressReporter(dg.ConfigurableResource):
+    """`terminal=True` (the CLI sets it when stderr is a TTY) draws rows and rows/s on stderr."""
 
     terminal: bool = False
     log_interval_seconds: float = LOG_INTERVAL_SECONDS

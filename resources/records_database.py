@@ -12,7 +12,7 @@ from record_exports.database import (
 )
 
 
-class RecordsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
+class RecordsDatabase(dg.ConfigurableResource):
     """Where records live. Wire `url` with `dg.EnvVar("RECORDS_DATABASE_URL")` so the value,
     which may hold a password, is read at launch and never shown in the UI or logs."""
 

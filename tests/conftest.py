@@ -18,7 +18,9 @@ from sqlalchemy.engine import Engine
 from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
 from record_exports.schema import create_schema
 
-ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _admin() -> psycopg.Connection:

@@ -180,14 +180,13 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 def oracle_copy_csv(url: str, money: str = "cents", where: str = "TRUE") -> bytes:
     """What `COPY (...) TO STDOUT WITH (FORMAT csv, HEADER)` prints for the export."""
-    chunks = []
-    with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
-        with cursor.copy(
-            f"COPY ({oracle_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
-        ) as copy:
-            for chunk in copy:
-                chunks.append(bytes(chunk))
-    return b"".join(chunks)
+    statement = f"COPY ({oracle_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    with (
+        psycopg.connect(libpq_url(url)) as connection,
+        connection.cursor() as cursor,
+        cursor.copy(statement) as copy,
+    ):
+        return b"".join(bytes(chunk) for chunk in copy)
 
 
 def oracle_ndjson(url: str, money: str = "cents") -> bytes:

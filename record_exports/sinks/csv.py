@@ -36,14 +36,15 @@ class CsvSink:
             self._out.write(UTF8_BOM)
         self._header_pending = True
         self._expressions = [
-            _excel_safe(column, render(column, options.money)) if options.excel_safe
+            _excel_safe(column, render(column, options.money))
+            if options.excel_safe
             else render(column, options.money)
             for column in options.columns
         ]
 
     def write(self, batch: pl.DataFrame) -> None:
         batch.select(self._expressions).write_csv(
-            self._out,  # type: ignore[arg-type]
+            self._out,
             include_header=self._header_pending,
             line_terminator="\n",
         )

@@ -1,4 +1,4 @@
-"""Database settings: what a user typed becomes an engine or a one-line error naming the variable."""
+"""Database settings: a user's URL becomes an engine or a one-line error naming the variable."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def populate(engine: Engine) -> None:
         record(first, 903, deleted_at=tie_time, item_name="deleted, never exported"),
     ]
     insert_records(engine, rows)
-    insert_order_remarks(engine, {rows[0]["id"]: "=HYPERLINK(\"x\")", rows[1]["id"]: "plain"})
+    insert_order_remarks(engine, {rows[0]["id"]: '=HYPERLINK("x")', rows[1]["id"]: "plain"})
     seed_records(engine, 1_500, 3, seed=7)
 
 
@@ -109,9 +109,7 @@ def test_dollars_csv_matches_numeric_cast(pg_records: DatabaseTarget, tmp_path: 
 
 
 @pytest.mark.parametrize("money", ["cents", "dollars"])
-def test_ndjson_equals_row_to_json(
-    pg_records: DatabaseTarget, tmp_path: Path, money: str
-) -> None:
+def test_ndjson_equals_row_to_json(pg_records: DatabaseTarget, tmp_path: Path, money: str) -> None:
     path, _ = export(pg_records, tmp_path, f"nd-{money}", format="ndjson", money=money)
     url = pg_records.url.render_as_string(hide_password=False)
     ours = path.read_bytes()
@@ -136,9 +134,7 @@ def test_json_document_holds_the_ndjson_records(
     assert document["records"] == lines
 
 
-def test_parquet_types_and_values_match_oracle(
-    pg_records: DatabaseTarget, tmp_path: Path
-) -> None:
+def test_parquet_types_and_values_match_oracle(pg_records: DatabaseTarget, tmp_path: Path) -> None:
     url = pg_records.url.render_as_string(hide_password=False)
     cents_path, _ = export(pg_records, tmp_path, "cents", format="parquet")
     frame = pl.read_parquet(cents_path)
@@ -179,22 +175,27 @@ def test_hostile_text_round_trips_in_every_format(
     wanted = sorted(text for text in HOSTILE)
     columns = ["id", "item_name"]
     found: dict[str, list[str]] = {}
-    csv_path, _ = export(pg_records, tmp_path, "h", format="csv", account_codes=["ACC2"],
-                         columns=columns)
+    csv_path, _ = export(
+        pg_records, tmp_path, "h", format="csv", account_codes=["ACC2"], columns=columns
+    )
     found["csv"] = pl.read_csv(csv_path, infer_schema=False)["item_name"].fill_null("").to_list()
-    nd_path, _ = export(pg_records, tmp_path, "h", format="ndjson", account_codes=["ACC2"],
-                        columns=columns)
+    nd_path, _ = export(
+        pg_records, tmp_path, "h", format="ndjson", account_codes=["ACC2"], columns=columns
+    )
     found["ndjson"] = [
         json.loads(line)["item_name"] for line in nd_path.read_text("utf-8").splitlines()
     ]
-    js_path, _ = export(pg_records, tmp_path, "h", format="json", account_codes=["ACC2"],
-                        columns=columns)
+    js_path, _ = export(
+        pg_records, tmp_path, "h", format="json", account_codes=["ACC2"], columns=columns
+    )
     found["json"] = [row["item_name"] for row in json.loads(js_path.read_bytes())["records"]]
-    pq_path, _ = export(pg_records, tmp_path, "h", format="parquet", account_codes=["ACC2"],
-                        columns=columns)
+    pq_path, _ = export(
+        pg_records, tmp_path, "h", format="parquet", account_codes=["ACC2"], columns=columns
+    )
     found["parquet"] = pl.read_parquet(pq_path)["item_name"].to_list()
-    xl_path, meta = export(pg_records, tmp_path, "h", format="xlsx", account_codes=["ACC2"],
-                           columns=columns)
+    xl_path, meta = export(
+        pg_records, tmp_path, "h", format="xlsx", account_codes=["ACC2"], columns=columns
+    )
     sheet = openpyxl.load_workbook(xl_path)["Records"]
     cells = [row[1] for row in sheet.iter_rows(min_row=2)]
     assert all(cell.data_type == "s" for cell in cells if cell.value is not None)
@@ -202,16 +203,16 @@ def test_hostile_text_round_trips_in_every_format(
     long_text = "y" * 40_000
     for name, values in found.items():
         present = [value for value in values if value in wanted or value == long_text[:32_767]]
-        expected = wanted if name != "xlsx" else sorted(
-            text if len(text) <= 32_767 else text[:32_767] for text in wanted
+        expected = (
+            wanted
+            if name != "xlsx"
+            else sorted(text if len(text) <= 32_767 else text[:32_767] for text in wanted)
         )
         assert sorted(present) == expected, name
     assert meta["truncated_cells"] == sum(len(text) > 32_767 for text in found["parquet"]) >= 1
 
 
-def test_filters_match_the_same_filters_in_sql(
-    pg_records: DatabaseTarget, tmp_path: Path
-) -> None:
+def test_filters_match_the_same_filters_in_sql(pg_records: DatabaseTarget, tmp_path: Path) -> None:
     url = pg_records.url.render_as_string(hide_password=False)
     path, meta = export(
         pg_records,
@@ -250,13 +251,16 @@ def test_selected_columns_remarks_and_timestamps(
     assert {row["account_code"] for row in rows} == {"ACC1"}
     remarks = {row["order_remark"] for row in rows}
     assert {'=HYPERLINK("x")', "plain", None} <= remarks
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", r["created_at"]) for r in rows)
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", r["created_at"]) for r in rows
+    )
 
 
 def test_empty_selection_writes_headers(pg_records: DatabaseTarget, tmp_path: Path) -> None:
     url = pg_records.url.render_as_string(hide_password=False)
-    path, meta = export(pg_records, tmp_path, "none", sale_date_from="2001-01-01",
-                        sale_date_to="2001-01-02")
+    path, meta = export(
+        pg_records, tmp_path, "none", sale_date_from="2001-01-01", sale_date_to="2001-01-02"
+    )
     assert meta["row_count"] == 0
     assert path.read_bytes() == oracle_copy_csv(url, where="FALSE")
     json_path, _ = export(pg_records, tmp_path, "none", format="json", sale_date_to="2001-01-02")
@@ -277,15 +281,19 @@ def test_compressed_csv_holds_the_same_bytes(
     assert meta["bytes"] == packed.stat().st_size < plain.stat().st_size
 
 
-def test_excel_safe_prefixes_formula_text_only(
-    pg_records: DatabaseTarget, tmp_path: Path
-) -> None:
-    path, _ = export(pg_records, tmp_path, "safe", excel_safe=True, account_codes=["ACC2"],
-                     columns=["item_name", "profit_cents"])
+def test_excel_safe_prefixes_formula_text_only(pg_records: DatabaseTarget, tmp_path: Path) -> None:
+    path, _ = export(
+        pg_records,
+        tmp_path,
+        "safe",
+        excel_safe=True,
+        account_codes=["ACC2"],
+        columns=["item_name", "profit_cents"],
+    )
     values = pl.read_csv(path, infer_schema=False)
     items = set(values["item_name"].fill_null("").to_list())
     assert {"'=cmd|' /C calc'!A0", "'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tTab"} <= items
-    assert "Quote \"inside\", comma" in items
+    assert 'Quote "inside", comma' in items
     assert any(value.startswith("-") for value in values["profit_cents"].to_list())
 
 
@@ -299,8 +307,12 @@ def test_manifest_describes_the_file(pg_records: DatabaseTarget, tmp_path: Path)
     assert manifest["columns"][-1] == "profit"
     assert manifest["run_id"] == "test-run"
     assert manifest["created_at"].endswith("Z")
-    assert set(manifest["filters"]) == {"account_codes", "statuses", "sale_date_from",
-                                        "sale_date_to"}
+    assert set(manifest["filters"]) == {
+        "account_codes",
+        "statuses",
+        "sale_date_from",
+        "sale_date_to",
+    }
 
 
 class InjectedFailure(RuntimeError):

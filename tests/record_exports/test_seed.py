@@ -73,6 +73,10 @@ def test_generated_records_cover_every_case() -> None:
         assert 0 < nulls < frame.height, column
     assert set(HOSTILE_TEXT) <= set(frame["item_name"].unique())
     assert frame["id"].n_unique() == frame.height
-    assert frame["id"].str.contains(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$").all()
+    assert (
+        frame["id"]
+        .str.contains(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$")
+        .all()
+    )
     assert (frame["updated_at"] >= frame["created_at"]).all()
     assert frame["qty"].min() >= 1 and frame["sale_price_cents"].min() >= 0

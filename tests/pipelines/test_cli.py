@@ -1,0 +1,155 @@
+"""`record-exports` as a user runs it: exit codes, one-line errors, files and recorded runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.cli import main
+from record_exports.schema import export_requests
+from tests.conftest import count_rows
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        timeout=180,
+    )
+
+
+@pytest.fixture
+def cli_env(postgres_url: str, dagster_env: Path) -> dict[str, str]:
+    return {
+        "RECORDS_DATABASE_URL": postgres_url,
+        "EXPORTS_DIR": str(dagster_env),
+        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+    }
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+def test_init_db_twice_and_seed(
+    postgres_url: str, dagster_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECORDS_DATABASE_URL", postgres_url)
+    assert main(["init-db"]) == 0
+    assert main(["init-db"]) == 0
+    assert main(["seed", "--records", "1000", "--accounts", "3", "--seed", "5"]) == 0
+    assert main(["seed", "--records", "1000", "--if-empty"]) == 0
+    engine = sa.create_engine(postgres_url)
+    assert count_rows(engine, "bookkeeping_records") == 1000
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("definitely not a url", "malformed"),
+        ("postgresql://nobody@127.0.0.1:1/nothing", "unreachable"),
+        ("oracle://scott@tiger/db", "unsupported"),
+    ],
+)
+def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: Path) -> None:
+    result = run_cli("init-db", env={"RECORDS_DATABASE_URL": url})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "RECORDS_DATABASE_URL" in lines[0] and hint in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_export_runs_through_dagster(cli_env: dict[str, str], dagster_env: Path) -> None:
+    engine = sa.create_engine(cli_env["RECORDS_DATABASE_URL"])
+    assert run_cli("seed", "--records", "2000", "--accounts", "2", env=cli_env).returncode == 0
+    result = run_cli(
+        "export", "--format", "ndjson", "--account", "ACC1", "--money", "dollars", env=cli_env
+    )
+    assert result.returncode == 0, result.stderr
+    path_text, rows_text, run_text = result.stdout.strip().split("\t")
+    path = Path(path_text)
+    assert path.parent == dagster_env / "on-demand" and path.suffix == ".ndjson"
+    assert int(rows_text.split()[0]) == len(path.read_text("utf-8").splitlines()) > 100
+    assert path.with_name(path.name + ".manifest.json").exists()
+    run_id = run_text.split()[-1]
+    with dg.DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.job_name == "export_records"
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+
+    target = dagster_env / "chosen" / "report.csv"
+    result = run_cli("export", "--output", str(target), "--columns", "id,profit_cents", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text().splitlines()[0] == "id,profit_cents"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--format", "xml"], "format"),
+        (["--columns", "id,nope"], "columns"),
+        (["--account", "NOPE"], "account_codes"),
+        (["--from", "2026-02-01", "--to", "2026-01-01"], "sale_date_from"),
+        (["--status", "SHIPPED"], "statuses"),
+        (["--money", "euros"], "money"),
+        (["--format", "xlsx", "--compression", "gzip"], "compression"),
+        (["--columns", "order_remark"], "columns"),
+    ],
+)
+def test_bad_export_input_exit_2_nothing_written(
+    cli_env: dict[str, str], dagster_env: Path, args: list[str], field: str
+) -> None:
+    assert run_cli("seed", "--records", "10", env=cli_env).returncode == 0
+    result = run_cli("export", *args, env=cli_env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {field}:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert files_under(dagster_env) == []
+
+
+def test_failed_export_exit_1_leaves_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run_cli("seed", "--records", "10", env=cli_env).returncode == 0
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "blocker").write_text("a file where a folder is needed")
+    result = run_cli("export", "--output", str(locked / "blocker" / "x.csv"), env=cli_env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: export failed:")
+    assert sorted(p.name for p in locked.iterdir()) == ["blocker"]
+
+
+def test_request_inserts_a_pending_row(
+    postgres_url: str,
+    dagster_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RECORDS_DATABASE_URL", postgres_url)
+    assert main(["request", "--format", "xlsx", "--account", "ACC1", "--requested-by", "ann"]) == 0
+    request_id = int(capsys.readouterr().out.strip())
+    engine: Engine = sa.create_engine(postgres_url)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(export_requests).where(export_requests.c.id == request_id)
+        ).one()
+    engine.dispose()
+    assert row.status == "pending" and row.requested_by == "ann"
+    assert row.params["format"] == "xlsx" and row.params["account_codes"] == ["ACC1"]
+    with pytest.raises(SystemExit) as exited:
+        main(["request", "--format", "xml"])
+    assert exited.value.code == 2

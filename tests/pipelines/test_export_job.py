@@ -1,0 +1,122 @@
+"""`export_records` executed in process on a real instance, as the Launchpad would launch it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import pytest
+from sqlalchemy.engine import Engine
+
+from pipelines.definitions import build_definitions
+from record_exports.seed import seed_records
+from resources.export_storage import ExportStorage
+from resources.records_database import RecordsDatabase
+
+
+def execute(
+    postgres_url: str, root: Path, config: dict[str, Any], instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    job = build_definitions(
+        {
+            "records_database": RecordsDatabase(url=postgres_url),
+            "export_storage": ExportStorage(root=str(root)),
+        }
+    ).resolve_job_def("export_records")
+    return job.execute_in_process(
+        run_config={"ops": {"export": {"config": config}}}, instance=instance, raise_on_error=False
+    )
+
+
+@pytest.fixture
+def seeded(pg_engine: Engine) -> Engine:
+    seed_records(pg_engine, 800, 2, seed=3)
+    return pg_engine
+
+
+def output_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    for event in result.all_events:
+        if event.is_successful_output and event.step_output_data is not None:
+            return {key: value.value for key, value in event.step_output_data.metadata.items()}
+    raise AssertionError("no output")
+
+
+def test_default_config_exports_csv_with_metadata(
+    seeded: Engine, postgres_url: str, tmp_path: Path
+) -> None:
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, {}, instance)
+        assert result.success
+        assert instance.get_run_by_id(result.run_id) is not None
+    meta = output_metadata(result)
+    path = Path(str(result.output_for_node("export")))
+    assert path.parent == tmp_path / "on-demand" and path.suffix == ".csv"
+    assert meta["dagster/row_count"] == pl.read_csv(path, infer_schema=False).height > 700
+    assert meta["path"] == str(path)
+    assert meta["bytes"] == path.stat().st_size
+    assert len(meta["sha256"]) == 64
+    assert meta["format"] == "csv"
+    assert meta["columns"][0] == "id" and meta["columns"][-1] == "profit_cents"
+    assert meta["filters"] == {
+        "account_codes": [],
+        "statuses": [],
+        "sale_date_from": None,
+        "sale_date_to": None,
+    }
+
+
+def test_configured_export(seeded: Engine, postgres_url: str, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        result = execute(
+            postgres_url,
+            tmp_path,
+            {
+                "format": "xlsx",
+                "account_codes": ["ACC2"],
+                "statuses": ["SUCCESSFUL"],
+                "money": "dollars",
+                "output_name": "acc2-successful",
+            },
+            instance,
+        )
+    assert result.success
+    path = Path(str(result.output_for_node("export")))
+    assert path == tmp_path / "on-demand" / "acc2-successful.xlsx"
+    meta = output_metadata(result)
+    assert meta["filters"]["account_codes"] == ["ACC2"]
+    assert meta["columns"][-1] == "profit"
+
+
+def test_schema_invalid_config_names_the_field(postgres_url: str, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance, pytest.raises(dg.DagsterInvalidConfigError) as caught:
+        execute(postgres_url, tmp_path, {"format": "xml"}, instance)
+    assert "format" in str(caught.value)
+    assert not tmp_path.joinpath("on-demand").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"columns": ["id", "nope"]}, "columns"),
+        ({"account_codes": ["NOPE"]}, "account_codes"),
+        ({"sale_date_from": "2026-13-01"}, "sale_date_from"),
+        ({"output_name": "../escape"}, "output_name"),
+        ({"columns": ["service_remark"]}, "columns"),
+    ],
+)
+def test_invalid_values_fail_the_run_naming_the_field(
+    seeded: Engine, postgres_url: str, tmp_path: Path, config: dict[str, Any], field: str
+) -> None:
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, config, instance)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert failure.step_failure_data is not None
+    user = failure.step_failure_data.user_failure_data
+    assert user is not None and user.description is not None
+    assert f"{field}:" in user.description
+    assert user.metadata["field"].value == field
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == []
