@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from pipelines.definitions import build_definitions
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
+from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
 
 
@@ -120,3 +121,21 @@ def test_invalid_values_fail_the_run_naming_the_field(
     assert user.metadata["field"].value == field
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_progress_lines_reach_the_run_log(
+    seeded: Engine, postgres_url: str, tmp_path: Path
+) -> None:
+    job = build_definitions(
+        {
+            "records_database": RecordsDatabase(url=postgres_url),
+            "export_storage": ExportStorage(root=str(tmp_path)),
+            "progress_reporter": ProgressReporter(log_interval_seconds=0.0),
+        }
+    ).resolve_job_def("export_records")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"export": {"config": {"format": "ndjson"}}}}, instance=instance
+        )
+        messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any("rows written" in message and "rows/s" in message for message in messages)
