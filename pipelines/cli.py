@@ -25,8 +25,15 @@ from record_exports.settings import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-# A local instance: runs and events in DAGSTER_HOME, no telemetry banner on every command.
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# A local instance: runs and events in DAGSTER_HOME, at most two exports reading the records
+# database at once (the `records_database` pool), no telemetry banner on every command.
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 2
+"""
 
 
 class UsageError(Exception):

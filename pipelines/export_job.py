@@ -2,14 +2,20 @@
 
 # No `from __future__ import annotations`: Dagster reads the op's type annotations at runtime.
 
-
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
+from pipelines import request_store
+from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.retries import can_retry, retry_request
 from pipelines.run_metadata import export_metadata, log_result
+from record_exports.database import create_engine_for
 from record_exports.engine import ExportResult, run_export
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
@@ -42,11 +48,7 @@ def validated_params(config: ExportConfig) -> ExportParams:
     try:
         return parse_export_params(config.model_dump())
     except ExportInputError as error:
-        raise dg.Failure(
-            description=f"Invalid export config: {error}",
-            metadata={"field": error.field},
-            allow_retries=False,
-        ) from None
+        raise invalid_config(error) from None
 
 
 def default_file_stem(run_id: str) -> str:
@@ -64,7 +66,62 @@ def export_destination(
     return storage.on_demand_path(file_name)
 
 
-@dg.op(name="export", description="Export the selected records to one file with its manifest.")
+def request_id_of(run: dg.DagsterRun) -> int | None:
+    """The `export_requests` row a run serves, from its `export_request_id` tag."""
+    value = run.tags.get(EXPORT_REQUEST_TAG)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+@contextmanager
+def requests_engine(records_database: RecordsDatabase) -> Iterator[Engine]:
+    """The request table lives in the records database; a plain engine, so that an
+    unreachable server raises the driver's error, which the retry logic recognises."""
+    engine = create_engine_for(records_database.target())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def invalid_config(error: ExportInputError) -> dg.Failure:
+    return dg.Failure(
+        description=f"Invalid export config: {error}",
+        metadata={"field": error.field},
+        allow_retries=False,
+    )
+
+
+def _export(
+    context: dg.OpExecutionContext,
+    config: ExportConfig,
+    records_database: RecordsDatabase,
+    export_storage: ExportStorage,
+    progress_reporter: ProgressReporter,
+) -> ExportResult:
+    params = parse_export_params(config.model_dump())
+    destination = export_destination(context, params, export_storage)
+    return run_export(
+        records_database.target(),
+        params,
+        destination,
+        run_id=context.run_id,
+        progress=progress_reporter.callback(context.log, destination.name),
+        rows_per_sheet=export_storage.xlsx_rows_per_sheet,
+    )
+
+
+def _write_failure(
+    records_database: RecordsDatabase, request_id: int, run_id: str, message: str
+) -> None:
+    with requests_engine(records_database) as engine:
+        request_store.mark_failed(engine, request_id, message, run_id=run_id)
+
+
+@dg.op(
+    name="export",
+    description="Export the selected records to one file with its manifest.",
+    pool=RECORDS_DATABASE_POOL,
+)
 def export_op(
     context: dg.OpExecutionContext,
     config: ExportConfig,
@@ -72,25 +129,42 @@ def export_op(
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
 ) -> dg.Output[str]:
-    params = validated_params(config)
-    destination = export_destination(context, params, export_storage)
+    """Runs started for an `export_requests` row also write the row's progress back:
+    `running` at the start, `succeeded` with path and row count at the end, `failed` with
+    the error when the step gives up (transient database errors are retried first). The
+    run-status sensors write the same outcome again, which changes nothing; they alone
+    cover runs that die before or outside this step."""
+    request_id = request_id_of(context.run)
     try:
-        result: ExportResult = run_export(
-            records_database.target(),
-            params,
-            destination,
-            run_id=context.run_id,
-            progress=progress_reporter.callback(context.log, destination.name),
-            rows_per_sheet=export_storage.xlsx_rows_per_sheet,
-        )
+        if request_id is not None:
+            with requests_engine(records_database) as engine:
+                request_store.mark_running(engine, request_id, context.run_id)
+        result = _export(context, config, records_database, export_storage, progress_reporter)
+        if request_id is not None:
+            with requests_engine(records_database) as engine:
+                request_store.mark_succeeded(
+                    engine, request_id, context.run_id, str(result.path), result.row_count
+                )
     except ExportInputError as error:
-        raise dg.Failure(
-            description=f"Invalid export config: {error}",
-            metadata={"field": error.field},
-            allow_retries=False,
-        ) from None
+        failure = invalid_config(error)
+        if request_id is not None:
+            _write_failure(records_database, request_id, context.run_id, failure.description or "")
+        raise failure from None
+    except BaseException as error:
+        if can_retry(error, context.retry_number):
+            context.log.warning(f"transient database error, will retry: {error}")
+            raise retry_request(context.retry_number) from error
+        if request_id is not None:
+            _write_failure(records_database, request_id, context.run_id, describe(error))
+        raise
     log_result(context.log, result)
     return dg.Output(str(result.path), metadata=export_metadata(result))
+
+
+def describe(error: BaseException) -> str:
+    """The first line of an error, as a request row's `error`."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 @dg.job(name="export_records", description="One on-demand export of bookkeeping records.")

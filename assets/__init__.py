@@ -1,0 +1,1 @@
+"""Software-defined assets: files that should always exist and be current."""

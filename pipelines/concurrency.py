@@ -1,0 +1,14 @@
+"""How many export steps may hit the records database at once.
+
+Every export step (the `export` op and each `daily_account_exports` partition) claims a
+slot of the `records_database` pool. The limit is instance configuration, not code:
+`concurrency: pools: default_limit: 2` in `dagster.yaml` (see deploy/dagster.yaml), or
+`dagster instance concurrency set records_database N` to change it for this pool only.
+Steps beyond the limit wait for a free slot, so a 300-partition backfill runs two at a
+time instead of 300 queries against one database server.
+"""
+
+from __future__ import annotations
+
+RECORDS_DATABASE_POOL = "records_database"
+DEFAULT_POOL_LIMIT = 2
