@@ -43,14 +43,6 @@ class ExportConfig(dg.Config):
     output_name: str | None = None
 
 
-def validated_params(config: ExportConfig) -> ExportParams:
-    """Parse the config, turning bad input into a `Failure` that names the field."""
-    try:
-        return parse_export_params(config.model_dump())
-    except ExportInputError as error:
-        raise invalid_config(error) from None
-
-
 def default_file_stem(run_id: str) -> str:
     return f"records_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}_{run_id[:8]}"
 
@@ -60,9 +52,9 @@ def export_destination(
 ) -> Path:
     """Request runs write to `requests/<id>/`; everything else to the on-demand folder."""
     file_name = params.file_name(default_file_stem(context.run_id))
-    request_id = context.run.tags.get(EXPORT_REQUEST_TAG)
+    request_id = request_id_of(context.run)
     if request_id is not None:
-        return storage.request_path(int(request_id), file_name)
+        return storage.request_path(request_id, file_name)
     return storage.on_demand_path(file_name)
 
 

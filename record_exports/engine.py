@@ -21,6 +21,7 @@ from record_exports.database import DatabaseTarget, create_engine_for
 from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
 from record_exports.manifest import Manifest, write_manifest
+from record_exports.parallel_reader import parallel_batches
 from record_exports.params import ExportFormat, ExportParams
 from record_exports.query import RecordFilters, build_query
 from record_exports.reader import DEFAULT_BATCH_BYTES, iter_record_batches, prefetch
@@ -105,6 +106,16 @@ def single_connection_batches(
     return iter_record_batches(target, query, DEFAULT_BATCH_BYTES)
 
 
+def default_batches(
+    target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
+    """PostgreSQL: a large selection over several connections at once (see
+    `parallel_reader`), a small one over one; SQLite: one connection."""
+    if target.is_postgresql:
+        return parallel_batches(target, params, account_ids)
+    return single_connection_batches(target, params, account_ids)
+
+
 def run_export(
     target: DatabaseTarget,
     params: ExportParams,
@@ -113,7 +124,7 @@ def run_export(
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     rows_per_sheet: int = EXCEL_MAX_ROWS_PER_SHEET,
-    batches: BatchSource = single_connection_batches,
+    batches: BatchSource = default_batches,
 ) -> ExportResult:
     """Write the selected records to `destination` atomically, then its manifest.
 

@@ -14,8 +14,8 @@ def earnings_net_cents() -> pl.Expr:
 
 
 def cogs_total_cents() -> pl.Expr:
-    return _cents("amazon_price_cents") + _cents("amazon_tax_cents") + _cents(
-        "amazon_shipping_cents"
+    return (
+        _cents("amazon_price_cents") + _cents("amazon_tax_cents") + _cents("amazon_shipping_cents")
     )
 
 

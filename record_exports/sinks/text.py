@@ -50,7 +50,10 @@ def write_string_values(out: BinaryIO | pa.NativeFile, lines: pl.Series, skip: i
     assert isinstance(array, pa.LargeStringArray | pa.StringArray)
     _, offsets_buffer, data = array.buffers()
     assert offsets_buffer is not None and data is not None
-    offsets = memoryview(offsets_buffer).cast("q" if isinstance(array, pa.LargeStringArray) else "i")
+    if isinstance(array, pa.LargeStringArray):
+        offsets = memoryview(offsets_buffer).cast("q")
+    else:
+        offsets = memoryview(offsets_buffer).cast("i")
     start = offsets[array.offset] + skip
     end = offsets[array.offset + len(array)]
     out.write(memoryview(data)[start:end])

@@ -1,0 +1,108 @@
+"""Benchmark databases: one PostgreSQL database per size, seeded once and reused.
+
+The base URL comes from `BENCH_DATABASE_URL`; a size gets its own database named
+`<base>_<size>` (e.g. `record_exports_bench_2m`). A marker table records what was seeded,
+so a database seeded to the right size (and seed) is reused as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+
+from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
+from record_exports.schema import create_schema
+from record_exports.seed import seed_records
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/record_exports_bench"
+URL_VARIABLE = "BENCH_DATABASE_URL"
+BENCH_ACCOUNTS = 50
+BENCH_SEED = 20_261_128
+MARKER_TABLE = "bench_seed_marker"
+
+
+def size_label(records: int) -> str:
+    if records % 1_000_000 == 0:
+        return f"{records // 1_000_000}m"
+    if records % 1_000 == 0:
+        return f"{records // 1_000}k"
+    return str(records)
+
+
+def base_target() -> DatabaseTarget:
+    return parse_database_url(os.environ.get(URL_VARIABLE, DEFAULT_URL), URL_VARIABLE)
+
+
+def target_for(records: int) -> DatabaseTarget:
+    base = base_target()
+    return DatabaseTarget(base.url.set(database=f"{base.url.database}_{size_label(records)}"))
+
+
+def libpq_dsn(target: DatabaseTarget) -> str:
+    return target.adbc_uri()
+
+
+def _create_database_if_missing(target: DatabaseTarget) -> None:
+    name = target.url.database
+    assert name
+    admin = target.url.set(database="postgres")
+    dsn = DatabaseTarget(admin).adbc_uri()
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _seeded_size(target: DatabaseTarget) -> int | None:
+    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+        row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (MARKER_TABLE,)).fetchone()
+        if not row or not row[0]:
+            return None
+        marker = connection.execute(
+            sql.SQL("SELECT records, seed, accounts FROM {}").format(sql.Identifier(MARKER_TABLE))
+        ).fetchone()
+    if marker is None or marker[1] != BENCH_SEED or marker[2] != BENCH_ACCOUNTS:
+        return None
+    return int(marker[0])
+
+
+def ensure_seeded(records: int, log: bool = True) -> DatabaseTarget:
+    """The database for `records` records, created and seeded when it is not yet."""
+    target = target_for(records)
+    _create_database_if_missing(target)
+    if _seeded_size(target) == records:
+        return target
+    started = time.monotonic()
+    if log:
+        print(f"seeding {target.url.database} with {records:,} records ...", flush=True)
+    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+        # Start from scratch: a half-seeded or differently seeded database is rebuilt.
+        for table in (MARKER_TABLE, "service_remarks", "order_remarks", "bookkeeping_records"):
+            connection.execute(
+                sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
+            )
+    engine = create_engine_for(target)
+    try:
+        create_schema(engine)
+        seed_records(engine, records, BENCH_ACCOUNTS, BENCH_SEED)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(f"CREATE TABLE {MARKER_TABLE} (records bigint, seed bigint, accounts int)")
+            )
+            connection.execute(
+                sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a)"),
+                {"r": records, "s": BENCH_SEED, "a": BENCH_ACCOUNTS},
+            )
+    finally:
+        engine.dispose()
+    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+    if log:
+        print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
+    return target
