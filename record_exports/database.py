@@ -32,7 +32,7 @@ class DatabaseTarget:
         return self.backend == "postgresql"
 
     def adbc_uri(self) -> str:
-        """libpq URI for ADBC PostgreSQL, or the file path for ADBC SQLite."""
+        """libpq URI for ADBC PostgreSQL, or the SQLite file path."""
         if self.is_postgresql:
             return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return self.url.database or ":memory:"

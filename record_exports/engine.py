@@ -31,6 +31,7 @@ from record_exports.sinks.csv import CsvSink
 from record_exports.sinks.ndjson import JsonSink, NdjsonSink
 from record_exports.sinks.parquet import ParquetSink
 from record_exports.sinks.xlsx import XlsxSink
+from record_exports.sqlite_reader import iter_sqlite_batches
 
 SINKS: dict[ExportFormat, Callable[[Path, SinkOptions], RecordSink]] = {
     ExportFormat.CSV: CsvSink,
@@ -103,6 +104,8 @@ def single_connection_batches(
         RecordFilters.from_params(params, account_ids),
         is_postgresql=target.is_postgresql,
     )
+    if not target.is_postgresql:
+        return iter_sqlite_batches(target, query)
     return iter_record_batches(target, query, DEFAULT_BATCH_BYTES)
 
 

@@ -190,7 +190,7 @@ class _SpoolThread(threading.Thread):
                     self._cursor = cur
                 if self.stopping.is_set():
                     return
-                reader = execute_batches(cur, self.target, self.query, self.batch_bytes)
+                reader = execute_batches(cur, self.query, self.batch_bytes)
                 with (
                     pa.OSFile(str(self.path), "wb") as sink,
                     pa.ipc.new_stream(sink, reader.schema) as writer,
@@ -260,7 +260,7 @@ class _HeldRange(threading.Thread):
                     self._cursor = cur
                 if self.stopping.is_set():
                     return
-                for batch in execute_batches(cur, self.target, self.query, self.batch_bytes):
+                for batch in execute_batches(cur, self.query, self.batch_bytes):
                     if not self._put(batch):
                         return
             self._put(_END)

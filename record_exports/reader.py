@@ -1,9 +1,9 @@
-"""Reading a compiled query as a stream of Arrow batches through ADBC.
+"""Reading a compiled query from PostgreSQL as a stream of Arrow batches through ADBC.
 
-One read path serves both databases: ADBC PostgreSQL (binary COPY under the hood) and
-ADBC SQLite. Batches are pulled by a background thread into a small bounded queue, so
-the database read of the next batch overlaps the file write of the previous one while
-memory stays bounded by (queue size + 2) batches.
+ADBC's PostgreSQL driver reads through binary COPY (the embedded SQLite default has its
+own reader, `sqlite_reader`). Batches are pulled by a background thread into a small
+bounded queue, so the database read of the next batch overlaps the file write of the
+previous one while memory stays bounded by (queue size + 2) batches.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from contextlib import closing
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_postgresql
-import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 
 from record_exports.database import DatabaseTarget
@@ -26,14 +25,13 @@ from record_exports.query import CompiledQuery
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 PREFETCH_BATCHES = 2
 _BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
-_SQLITE_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
 
 
 def connect(target: DatabaseTarget) -> Any:
-    """An ADBC DB-API connection to the records database."""
-    if target.is_postgresql:
-        return adbc_postgresql.connect(target.adbc_uri())
-    return adbc_sqlite.connect(target.adbc_uri())
+    """An ADBC DB-API connection to the PostgreSQL records database."""
+    if not target.is_postgresql:
+        raise ValueError("the ADBC reader serves PostgreSQL; SQLite uses sqlite_reader")
+    return adbc_postgresql.connect(target.adbc_uri())
 
 
 def apply_settings(cursor: Any, settings: dict[str, str]) -> None:
@@ -48,21 +46,17 @@ def iter_record_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the query's result in order, one Arrow batch at a time, on one connection."""
     with closing(connect(target)) as connection, closing(connection.cursor()) as cursor:
-        yield from execute_batches(cursor, target, query, batch_bytes)
+        yield from execute_batches(cursor, query, batch_bytes)
 
 
 def execute_batches(
     cursor: Any,
-    target: DatabaseTarget,
     query: CompiledQuery,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> pa.RecordBatchReader:
     """Run `query` on an open ADBC cursor (settings first) and return its batch reader."""
-    if target.is_postgresql:
-        apply_settings(cursor, query.settings)
-        cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
-    else:
-        cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: "65536"})
+    apply_settings(cursor, query.settings)
+    cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
     cursor.execute(query.sql, parameters=query.parameters or None)
     reader: pa.RecordBatchReader = cursor.fetch_record_batch()
     return reader
