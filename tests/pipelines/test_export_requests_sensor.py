@@ -17,7 +17,7 @@ from tests.dagster_support import Setup
 
 
 def tick(setup: Setup, cursor: str | None = None) -> dg.SensorResult:
-    sensor = setup.defs.get_sensor_def("export_requests_sensor")
+    sensor = setup.defs.resolve_sensor_def("export_requests_sensor")
     context = dg.build_sensor_context(
         instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
     )

@@ -16,7 +16,7 @@ from tests.dagster_support import Setup
 def evaluate(
     defs: dg.Definitions, instance: dg.DagsterInstance, when: dt.datetime
 ) -> list[dg.RunRequest]:
-    schedule = defs.get_schedule_def("nightly_exports")
+    schedule = defs.resolve_schedule_def("nightly_exports")
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )
@@ -41,7 +41,7 @@ def test_yesterday_for_every_account_in_the_schedule_time_zone(
     expected_day: str,
 ) -> None:
     defs = build_definitions(timezone=timezone)
-    schedule = defs.get_schedule_def("nightly_exports")
+    schedule = defs.resolve_schedule_def("nightly_exports")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == timezone
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -59,14 +59,14 @@ def test_yesterday_for_every_account_in_the_schedule_time_zone(
 def test_the_time_zone_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXPORTS_TIMEZONE", "Europe/Berlin")
     defs = build_definitions()
-    assert defs.get_schedule_def("nightly_exports").execution_timezone == "Europe/Berlin"
+    assert defs.resolve_schedule_def("nightly_exports").execution_timezone == "Europe/Berlin"
     monkeypatch.delenv("EXPORTS_TIMEZONE")
-    assert build_definitions().get_schedule_def("nightly_exports").execution_timezone == "UTC"
+    assert build_definitions().resolve_schedule_def("nightly_exports").execution_timezone == "UTC"
 
 
 def test_no_accounts_skips(dagster_instance: dg.DagsterInstance) -> None:
     defs = build_definitions(timezone="UTC")
-    schedule = defs.get_schedule_def("nightly_exports")
+    schedule = defs.resolve_schedule_def("nightly_exports")
     context = dg.build_schedule_context(
         instance=dagster_instance,
         scheduled_execution_time=dt.datetime(2026, 3, 10, 2, tzinfo=dt.UTC),

@@ -20,7 +20,7 @@ def tick(setup: Setup, name: str, cursor: str | None = None) -> dg.SensorResult 
     context = dg.build_sensor_context(
         instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
     )
-    result = setup.defs.get_sensor_def(name)(context)
+    result = setup.defs.resolve_sensor_def(name)(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
 

@@ -50,7 +50,7 @@ def run_sensor(
         dagster_run=run,
         resources=setup.resources,
     )
-    sensor = setup.defs.get_sensor_def(name)
+    sensor = setup.defs.resolve_sensor_def(name)
     sensor(context.for_run_failure() if failure else context)  # type: ignore[operator]
 
 
