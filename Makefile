@@ -36,8 +36,10 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# init-db also writes DAGSTER_HOME/dagster.yaml when missing (pool limit 2, no telemetry).
 dev: install
-	mkdir -p "$(DAGSTER_HOME)"
+	mkdir -p data
+	$(BIN)/record-exports init-db
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install
