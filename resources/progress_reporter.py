@@ -23,7 +23,8 @@ class ProgressReporter(dg.ConfigurableResource):
         self, log: logging.Logger | dg.DagsterLogManager, label: str
     ) -> Callable[[int], None]:
         started = time.monotonic()
-        last_log = last_bar = started
+        last_log = started
+        last_bar = started - BAR_INTERVAL_SECONDS  # draw the bar on the first batch
 
         def report(rows: int) -> None:
             nonlocal last_log, last_bar
