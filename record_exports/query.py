@@ -22,6 +22,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from record_exports.columns import OutputColumn
 from record_exports.params import ExportParams
 from record_exports.schema import (
+    MONEY_COLUMNS,
     accounts,
     bookkeeping_records,
     order_remarks,
@@ -34,15 +35,7 @@ SETTING_PREFIX = "record_exports."
 COMPUTED_INPUTS: dict[str, tuple[str, ...]] = {
     "earnings_net_cents": ("sale_price_cents", "ebay_fees_cents"),
     "cogs_total_cents": ("amazon_price_cents", "amazon_tax_cents", "amazon_shipping_cents"),
-    "profit_cents": (
-        "status",
-        "sale_price_cents",
-        "ebay_fees_cents",
-        "amazon_price_cents",
-        "amazon_tax_cents",
-        "amazon_shipping_cents",
-        "return_label_cost_cents",
-    ),
+    "profit_cents": ("status", *MONEY_COLUMNS),
 }
 
 

@@ -74,9 +74,7 @@ def target(database_url: str) -> DatabaseTarget:
     return parse_database_url(database_url)
 
 
-@pytest.fixture
-def engine(target: DatabaseTarget) -> Iterator[Engine]:
-    """An engine on a database with the schema created."""
+def _engine_with_schema(target: DatabaseTarget) -> Iterator[Engine]:
     engine = create_engine_for(target)
     create_schema(engine)
     try:
@@ -86,18 +84,20 @@ def engine(target: DatabaseTarget) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def engine(target: DatabaseTarget) -> Iterator[Engine]:
+    """An engine on a database (each of the two) with the schema created."""
+    yield from _engine_with_schema(target)
+
+
+@pytest.fixture
 def pg_target(postgres_url: str) -> DatabaseTarget:
     return parse_database_url(postgres_url)
 
 
 @pytest.fixture
 def pg_engine(pg_target: DatabaseTarget) -> Iterator[Engine]:
-    engine = create_engine_for(pg_target)
-    create_schema(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    """An engine on a throwaway PostgreSQL database with the schema created."""
+    yield from _engine_with_schema(pg_target)
 
 
 @pytest.fixture

@@ -44,6 +44,16 @@ def failure_message(context: dg.RunFailureSensorContext) -> str:
     return context.failure_event.message or "the run failed"
 
 
+def fail_request_of(run: dg.DagsterRun, records_database: RecordsDatabase, message: str) -> None:
+    """Mark the request a run served `failed` (a no-op for runs of no request, or rows
+    already finished)."""
+    request_id = request_id_of(run)
+    if request_id is None:
+        return
+    with requests_engine(records_database) as engine:
+        request_store.mark_failed(engine, request_id, message, run_id=run.run_id)
+
+
 @dg.run_status_sensor(
     name="export_request_succeeded_sensor",
     run_status=dg.DagsterRunStatus.SUCCESS,
@@ -79,13 +89,7 @@ def export_request_succeeded_sensor(
 def export_request_failed_sensor(
     context: dg.RunFailureSensorContext, records_database: RecordsDatabase
 ) -> None:
-    request_id = request_id_of(context.dagster_run)
-    if request_id is None:
-        return
-    with requests_engine(records_database) as engine:
-        request_store.mark_failed(
-            engine, request_id, failure_message(context), run_id=context.dagster_run.run_id
-        )
+    fail_request_of(context.dagster_run, records_database, failure_message(context))
 
 
 @dg.run_status_sensor(
@@ -99,13 +103,7 @@ def export_request_failed_sensor(
 def export_request_canceled_sensor(
     context: dg.RunStatusSensorContext, records_database: RecordsDatabase
 ) -> None:
-    request_id = request_id_of(context.dagster_run)
-    if request_id is None:
-        return
-    with requests_engine(records_database) as engine:
-        request_store.mark_failed(
-            engine, request_id, "the run was canceled", run_id=context.dagster_run.run_id
-        )
+    fail_request_of(context.dagster_run, records_database, "the run was canceled")
 
 
 request_outcome_sensors = [
