@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines.definitions import build_definitions
-from record_exports.database import connect_checked
+from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
 from record_exports.params import ExportParams
 from record_exports.settings import records_database_url
@@ -35,6 +35,7 @@ def check_inputs(params: ExportParams) -> None:
     """What a run would reject, found before a run starts: database and account codes."""
     engine = connect_checked(records_database_url())
     try:
+        require_records_schema(engine)
         resolve_account_ids(engine, params.account_codes)
     finally:
         engine.dispose()

@@ -74,6 +74,15 @@ def create_engine_for(target: DatabaseTarget) -> Engine:
     return sa.create_engine(target.url)
 
 
+def require_records_schema(engine: Engine, variable: str = DATABASE_URL_VARIABLE) -> None:
+    """A database without the records tables is a setting error, not a failed export."""
+    if not sa.inspect(engine).has_table("bookkeeping_records"):
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseSettingError(
+            f"{variable} ({where}) has no records tables; run `record-exports init-db` first"
+        )
+
+
 def connect_checked(raw: str, variable: str = DATABASE_URL_VARIABLE) -> Engine:
     """An engine whose database answered a trivial query, or a `DatabaseSettingError`."""
     target = parse_database_url(raw, variable)

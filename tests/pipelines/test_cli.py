@@ -73,6 +73,15 @@ def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: P
     assert "Traceback" not in result.stderr
 
 
+def test_export_from_a_database_without_tables_exit_2(
+    sqlite_url: str, dagster_env: Path
+) -> None:
+    result = run_cli("export", env={"RECORDS_DATABASE_URL": sqlite_url})
+    assert result.returncode == 2
+    assert "has no records tables; run `record-exports init-db` first" in result.stderr
+    assert files_under(dagster_env) == []
+
+
 def test_export_runs_through_dagster(cli_env: dict[str, str], dagster_env: Path) -> None:
     engine = sa.create_engine(cli_env["RECORDS_DATABASE_URL"])
     assert run_cli("seed", "--records", "2000", "--accounts", "2", env=cli_env).returncode == 0
