@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 TEMP_MARKER = ".partial-"
 
@@ -44,7 +46,11 @@ def write_bytes_atomically(final: Path, payload: bytes) -> None:
         temp.write_bytes(payload)
 
 
-def file_digest(path: Path) -> tuple[int, str]:
+FileDigest = tuple[int, str]
+"""(size in bytes, sha256 hex) of a file's bytes, as the manifest records them."""
+
+
+def file_digest(path: Path) -> FileDigest:
     """(size in bytes, sha256 hex) of a file, read in chunks."""
     digest = hashlib.sha256()
     size = 0
@@ -53,3 +59,51 @@ def file_digest(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
+
+
+class HashingWriter(io.RawIOBase):
+    """A new binary file at `path` that hashes its bytes as they are written.
+
+    Put under any compression stream, `digest()` is that of the file's final bytes, so
+    the manifest needs no second read of a finished file (about 0.2 s per 350 MB).
+    """
+
+    def __init__(self, path: Path, buffering: int = 1 << 20) -> None:
+        super().__init__()
+        self._file = path.open("wb", buffering=buffering)
+        self._sha256 = hashlib.sha256()
+        self._size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        # hashlib releases the GIL on large buffers; the buffered file takes every byte.
+        self._sha256.update(view)
+        self._file.write(view)
+        self._size += view.nbytes
+        return view.nbytes
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            super().close()  # flushes
+        finally:
+            self._file.close()
+
+    def digest(self) -> FileDigest:
+        """Size and sha256 of everything written so far."""
+        return self._size, self._sha256.hexdigest()
+
+
+@runtime_checkable
+class ReportsDigest(Protocol):
+    """A sink that knows the digest of the file it wrote; None means read the file back."""
+
+    def written(self) -> FileDigest | None: ...

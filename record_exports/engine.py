@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from record_exports.atomic import atomic_file, file_digest
+from record_exports.atomic import ReportsDigest, atomic_file, file_digest
 from record_exports.database import DatabaseTarget, create_engine_for
 from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
@@ -135,11 +135,14 @@ def run_export(
     leaves nothing under `destination`.
     """
     started = time.monotonic()
-    engine = create_engine_for(target)
-    try:
-        account_ids = resolve_account_ids(engine, params.account_codes)
-    finally:
-        engine.dispose()
+    account_ids: list[str] = []
+    if params.account_codes:
+        # Only account codes need SQLAlchemy here; without them, no engine to set up.
+        engine = create_engine_for(target)
+        try:
+            account_ids = resolve_account_ids(engine, params.account_codes)
+        finally:
+            engine.dispose()
     options = SinkOptions(
         columns=params.columns,
         money=params.money,
@@ -165,7 +168,9 @@ def run_export(
         except BaseException:
             sink.abort()
             raise
-        size, sha256 = file_digest(temp)
+        # Text sinks hash their bytes as they write them; others' files are read back.
+        written = sink.written() if isinstance(sink, ReportsDigest) else None
+        size, sha256 = written if written is not None else file_digest(temp)
     manifest = Manifest(
         format=params.format.value,
         columns=params.column_names(),

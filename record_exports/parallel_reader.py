@@ -137,7 +137,21 @@ def plan_ranges(
     """Sample the selection's keys and cut it into ranges (or keep one when it is small)."""
     if not target.is_postgresql or len(weights) < 2:
         return RangePlan(estimated_rows=-1, ranges=(filters,), settings={})
-    with closing(connect(target)) as connection, closing(connection.cursor()) as cursor:
+    with closing(connect(target)) as connection:
+        return plan_ranges_on(connection, filters, weights=weights, min_rows=min_rows)
+
+
+def plan_ranges_on(
+    connection: Any,
+    filters: RecordFilters,
+    *,
+    weights: Sequence[float] = DEFAULT_RANGE_WEIGHTS,
+    min_rows: int = PARALLEL_MIN_ROWS,
+) -> RangePlan:
+    """`plan_ranges` on an open ADBC connection to PostgreSQL, which stays open."""
+    if len(weights) < 2:
+        return RangePlan(estimated_rows=-1, ranges=(filters,), settings={})
+    with closing(connection.cursor()) as cursor:
         cursor.execute(_TABLE_STATS_SQL)
         reltuples, heap_bytes, correlation = cursor.fetchone()
         table_rows = reltuples if reltuples and reltuples > 0 else heap_bytes / _ROUGH_ROW_BYTES
@@ -310,22 +324,33 @@ def read_ranges(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     spool: bool = True,
     spool_dir: str | None = None,
+    connection: Any = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of `queries` (disjoint ranges in export order) as one ordered stream.
 
     All ranges start at once on their own connections; the first streams through. The
     others are either held (`spool=False`: the server keeps the sorted range until the
     consumer gets to it) or read alongside and spooled to disk, then replayed in order.
+    The first range runs on `connection` when given (the caller closes it), else on a
+    connection of its own.
     """
+
+    def first_range() -> Iterator[pa.RecordBatch]:
+        if connection is None:
+            yield from iter_record_batches(target, queries[0], batch_bytes)
+            return
+        with closing(connection.cursor()) as cursor:
+            yield from execute_batches(cursor, queries[0], batch_bytes)
+
     if len(queries) == 1:
-        yield from iter_record_batches(target, queries[0], batch_bytes)
+        yield from first_range()
         return
     if not spool:
         held = [_HeldRange(target, query, batch_bytes, HELD_BATCHES) for query in queries[1:]]
         for later in held:
             later.start()
         try:
-            yield from prefetch(iter_record_batches(target, queries[0], batch_bytes))
+            yield from prefetch(first_range())
             for later in held:
                 yield from later.batches()
         finally:
@@ -340,7 +365,7 @@ def read_ranges(
         for spooler in spools:
             spooler.start()
         try:
-            yield from prefetch(iter_record_batches(target, queries[0], batch_bytes))
+            yield from prefetch(first_range())
             for spooler in spools:
                 yield from spooler.replay()
         finally:
@@ -364,16 +389,36 @@ def parallel_batches(
     """A `BatchSource`: the whole selection in export order, read over several connections
     when it is large and the database is PostgreSQL, else over one."""
     filters = RecordFilters.from_params(params, account_ids)
-    plan = plan_ranges(target, filters, weights=weights, min_rows=min_rows)
-    queries = [
-        _with_settings(
-            build_query(
-                params.columns, params.include_remarks, ranged, is_postgresql=target.is_postgresql
-            ),
-            plan.settings,
+
+    def queries_of(plan: RangePlan) -> list[CompiledQuery]:
+        return [
+            _with_settings(
+                build_query(
+                    params.columns,
+                    params.include_remarks,
+                    ranged,
+                    is_postgresql=target.is_postgresql,
+                ),
+                plan.settings,
+            )
+            for ranged in plan.ranges
+        ]
+
+    if not target.is_postgresql:
+        plan = plan_ranges(target, filters, weights=weights, min_rows=min_rows)
+        yield from read_ranges(
+            target, queries_of(plan), batch_bytes=batch_bytes, spool=spool, spool_dir=spool_dir
         )
-        for ranged in plan.ranges
-    ]
-    yield from read_ranges(
-        target, queries, batch_bytes=batch_bytes, spool=spool, spool_dir=spool_dir
-    )
+        return
+    # The planning connection goes on to read the first range: one connection set-up
+    # (about 40 ms) fewer before the first batch.
+    with closing(connect(target)) as connection:
+        plan = plan_ranges_on(connection, filters, weights=weights, min_rows=min_rows)
+        yield from read_ranges(
+            target,
+            queries_of(plan),
+            batch_bytes=batch_bytes,
+            spool=spool,
+            spool_dir=spool_dir,
+            connection=connection,
+        )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from record_exports.atomic import FileDigest
 from record_exports.columns import ColumnKind, OutputColumn
 from record_exports.sinks.base import SinkOptions, SinkReport
 from record_exports.sinks.text import UTF8_BOM, open_output, render
@@ -44,7 +45,7 @@ class CsvSink:
 
     def write(self, batch: pl.DataFrame) -> None:
         batch.select(self._expressions).write_csv(
-            self._out,
+            self._out.stream,
             include_header=self._header_pending,
             line_terminator="\n",
         )
@@ -55,4 +56,7 @@ class CsvSink:
         return SinkReport()
 
     def abort(self) -> None:
-        self._out.close()
+        self._out.abort()
+
+    def written(self) -> FileDigest | None:
+        return self._out.written()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from record_exports.atomic import FileDigest
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn
 from record_exports.sinks.base import SinkOptions, SinkReport
 from record_exports.sinks.text import open_output, render, write_string_values
@@ -73,7 +74,10 @@ class NdjsonSink:
         return SinkReport()
 
     def abort(self) -> None:
-        self._out.close()
+        self._out.abort()
+
+    def written(self) -> FileDigest | None:
+        return self._out.written()
 
 
 class JsonSink:
@@ -98,4 +102,7 @@ class JsonSink:
         return SinkReport()
 
     def abort(self) -> None:
-        self._out.close()
+        self._out.abort()
+
+    def written(self) -> FileDigest | None:
+        return self._out.written()

@@ -9,6 +9,7 @@ from typing import BinaryIO
 import polars as pl
 import pyarrow as pa
 
+from record_exports.atomic import FileDigest, HashingWriter
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn
 from record_exports.money import dollars_text
 from record_exports.params import Compression
@@ -17,11 +18,50 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def open_output(path: Path, compression: Compression) -> BinaryIO | pa.NativeFile:
-    """A binary stream to `path`, compressed on the fly when asked (pyarrow's codecs)."""
-    if compression is Compression.NONE:
-        return path.open("wb", buffering=1 << 20)
-    return pa.CompressedOutputStream(str(path), compression.value)
+class Output:
+    """A binary stream to a new file, compressed on the fly when asked (pyarrow's codecs).
+
+    The file's bytes (the compressed ones, when compressed) are hashed as they are
+    written, so the manifest's size and sha256 need no second read of the file.
+    """
+
+    def __init__(self, path: Path, compression: Compression) -> None:
+        self._file = HashingWriter(path)
+        self.stream: BinaryIO | pa.NativeFile = (
+            self._file
+            if compression is Compression.NONE
+            else pa.CompressedOutputStream(self._file, compression.value)
+        )
+        self._digest: FileDigest | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.stream.write(data)
+
+    def close(self) -> None:
+        """Complete the file (a compressed stream writes its last frame first)."""
+        if self._digest is None:
+            self._release()
+            self._digest = self._file.digest()
+
+    def abort(self) -> None:
+        """Release the file after a failure; it has no digest."""
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            if self.stream is not self._file and not self.stream.closed:
+                self.stream.close()
+        finally:
+            self._file.close()
+
+    def written(self) -> FileDigest | None:
+        """Size and sha256 of the complete file, once closed."""
+        return self._digest
+
+
+def open_output(path: Path, compression: Compression) -> Output:
+    """A new file at `path` to write text-format bytes to (see `Output`)."""
+    return Output(path, compression)
 
 
 def render(column: OutputColumn, money: MoneyMode) -> pl.Expr:
@@ -38,7 +78,7 @@ def rendered(columns: Sequence[OutputColumn], money: MoneyMode) -> list[pl.Expr]
     return [render(column, money) for column in columns]
 
 
-def write_string_values(out: BinaryIO | pa.NativeFile, lines: pl.Series, skip: int = 0) -> None:
+def write_string_values(out: Output, lines: pl.Series, skip: int = 0) -> None:
     """Write a string column's values back to back, straight from its Arrow buffer.
 
     The values are already complete lines, so their concatenated bytes are the file's

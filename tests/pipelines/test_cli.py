@@ -73,9 +73,7 @@ def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: P
     assert "Traceback" not in result.stderr
 
 
-def test_export_from_a_database_without_tables_exit_2(
-    sqlite_url: str, dagster_env: Path
-) -> None:
+def test_export_from_a_database_without_tables_exit_2(sqlite_url: str, dagster_env: Path) -> None:
     result = run_cli("export", env={"RECORDS_DATABASE_URL": sqlite_url})
     assert result.returncode == 2
     assert "has no records tables; run `record-exports init-db` first" in result.stderr

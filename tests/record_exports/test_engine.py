@@ -281,6 +281,31 @@ def test_compressed_csv_holds_the_same_bytes(
     assert meta["bytes"] == packed.stat().st_size < plain.stat().st_size
 
 
+@pytest.mark.parametrize(
+    ("export_format", "compression"),
+    [
+        *(
+            (text, packing)
+            for text in ("csv", "ndjson", "json")
+            for packing in ("none", "gzip", "zstd")
+        ),
+        ("parquet", "none"),
+    ],
+)
+def test_manifest_digest_is_that_of_the_file(
+    pg_records: DatabaseTarget, tmp_path: Path, export_format: str, compression: str
+) -> None:
+    """Text formats hash while writing, Parquet reads its file back: both give the file's."""
+    path, meta = export(
+        pg_records, tmp_path, "digest", format=export_format, compression=compression
+    )
+    data = path.read_bytes()
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest()
+    assert meta["bytes"] == len(data)
+    manifest = json.loads(path.with_name(path.name + ".manifest.json").read_text())
+    assert (manifest["bytes"], manifest["sha256"]) == (meta["bytes"], meta["sha256"])
+
+
 def test_excel_safe_prefixes_formula_text_only(pg_records: DatabaseTarget, tmp_path: Path) -> None:
     path, _ = export(
         pg_records,

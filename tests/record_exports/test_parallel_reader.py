@@ -22,9 +22,11 @@ from record_exports.parallel_reader import (
     _split_positions,
     parallel_batches,
     plan_ranges,
+    plan_ranges_on,
 )
 from record_exports.params import ExportParams
 from record_exports.query import RecordFilters
+from record_exports.reader import connect
 from record_exports.schema import create_schema
 from record_exports.seed import account_code, account_id, seed_records
 
@@ -233,3 +235,16 @@ def test_split_positions_and_ranges() -> None:
     assert (middle.after, middle.not_after) == (("t2", "b"), ("t1", "a"))
     assert (last.after, last.not_after) == (("t1", "a"), None)
     assert {first.statuses, middle.statuses, last.statuses} == {("SUCCESSFUL",)}
+
+
+def test_plan_on_an_open_connection_leaves_it_usable(pg_target: DatabaseTarget) -> None:
+    connection = connect(pg_target)
+    try:
+        plan = plan_ranges_on(connection, RecordFilters(), weights=(0.5, 0.5), min_rows=0)
+        assert plan.is_parallel and len(plan.ranges) == 2
+        assert plan.settings["jit"] == "off"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 AS one")
+            assert cursor.fetchone() == (1,)
+    finally:
+        connection.close()
