@@ -11,4 +11,3 @@ time instead of 300 queries against one database server.
 from __future__ import annotations
 
 RECORDS_DATABASE_POOL = "records_database"
-DEFAULT_POOL_LIMIT = 2

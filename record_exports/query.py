@@ -211,15 +211,6 @@ def _compile(statement: sa.Select[Any], values: _Values) -> CompiledQuery:
     )
 
 
-def count_query(base: CompiledQuery) -> CompiledQuery:
-    """The row count of the same selection, for progress reporting."""
-    return CompiledQuery(
-        sql=f"SELECT count(*) FROM ({base.sql}) AS selection",
-        parameters=base.parameters,
-        settings=base.settings,
-    )
-
-
 def build_key_sample(filters: RecordFilters, percent: float) -> CompiledQuery:
     """Sort keys of a page sample of the selection, in export order (PostgreSQL only).
 

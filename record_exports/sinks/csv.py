@@ -10,10 +10,9 @@ from pathlib import Path
 
 import polars as pl
 
-from record_exports.atomic import FileDigest
 from record_exports.columns import ColumnKind, OutputColumn
-from record_exports.sinks.base import SinkOptions, SinkReport
-from record_exports.sinks.text import UTF8_BOM, open_output, render
+from record_exports.sinks.base import SinkOptions
+from record_exports.sinks.text import UTF8_BOM, TextSink, render
 
 # OWASP: cells starting with these may be run as formulas by spreadsheet programs.
 FORMULA_TRIGGERS = r"^[=+\-@\t\r]"
@@ -30,9 +29,9 @@ def _excel_safe(column: OutputColumn, expr: pl.Expr) -> pl.Expr:
     )
 
 
-class CsvSink:
+class CsvSink(TextSink):
     def __init__(self, path: Path, options: SinkOptions) -> None:
-        self._out = open_output(path, options.compression)
+        super().__init__(path, options)
         if options.bom:
             self._out.write(UTF8_BOM)
         self._header_pending = True
@@ -50,13 +49,3 @@ class CsvSink:
             line_terminator="\n",
         )
         self._header_pending = False
-
-    def close(self) -> SinkReport:
-        self._out.close()
-        return SinkReport()
-
-    def abort(self) -> None:
-        self._out.abort()
-
-    def written(self) -> FileDigest | None:
-        return self._out.written()

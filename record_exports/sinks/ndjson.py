@@ -15,10 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from record_exports.atomic import FileDigest
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn
 from record_exports.sinks.base import SinkOptions, SinkReport
-from record_exports.sinks.text import open_output, render, write_string_values
+from record_exports.sinks.text import TextSink, render, write_string_values
 
 _SHORT_ESCAPES = {
     "\\": "\\\\",
@@ -61,30 +60,20 @@ def object_lines(options: SinkOptions) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-class NdjsonSink:
+class NdjsonSink(TextSink):
     def __init__(self, path: Path, options: SinkOptions) -> None:
-        self._out = open_output(path, options.compression)
+        super().__init__(path, options)
         self._line = pl.concat_str(object_lines(options), pl.lit("\n"))
 
     def write(self, batch: pl.DataFrame) -> None:
         write_string_values(self._out, batch.select(self._line).to_series())
 
-    def close(self) -> SinkReport:
-        self._out.close()
-        return SinkReport()
 
-    def abort(self) -> None:
-        self._out.abort()
-
-    def written(self) -> FileDigest | None:
-        return self._out.written()
-
-
-class JsonSink:
+class JsonSink(TextSink):
     """`{"records":[...]}` streamed: a record per line, never the whole document in memory."""
 
     def __init__(self, path: Path, options: SinkOptions) -> None:
-        self._out = open_output(path, options.compression)
+        super().__init__(path, options)
         self._out.write(b'{"records":[')
         self._first = True
         self._line = pl.concat_str(pl.lit(",\n"), object_lines(options))
@@ -98,11 +87,4 @@ class JsonSink:
 
     def close(self) -> SinkReport:
         self._out.write(b"\n]}\n")
-        self._out.close()
-        return SinkReport()
-
-    def abort(self) -> None:
-        self._out.abort()
-
-    def written(self) -> FileDigest | None:
-        return self._out.written()
+        return super().close()

@@ -13,6 +13,7 @@ from record_exports.atomic import FileDigest, HashingWriter
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn
 from record_exports.money import dollars_text
 from record_exports.params import Compression
+from record_exports.sinks.base import SinkOptions, SinkReport
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -62,6 +63,23 @@ class Output:
 def open_output(path: Path, compression: Compression) -> Output:
     """A new file at `path` to write text-format bytes to (see `Output`)."""
     return Output(path, compression)
+
+
+class TextSink:
+    """What the text sinks share: one `Output`, closed, aborted and digested the same way."""
+
+    def __init__(self, path: Path, options: SinkOptions) -> None:
+        self._out = open_output(path, options.compression)
+
+    def close(self) -> SinkReport:
+        self._out.close()
+        return SinkReport()
+
+    def abort(self) -> None:
+        self._out.abort()
+
+    def written(self) -> FileDigest | None:
+        return self._out.written()
 
 
 def render(column: OutputColumn, money: MoneyMode) -> pl.Expr:
