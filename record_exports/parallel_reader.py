@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import queue
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -48,8 +47,6 @@ PARALLEL_MIN_ROWS = 250_000
 # Share of the selection each range reads, in export order. Range 0 streams to the consumer
 # while the others are read alongside it, so it is the smallest: the consumer starts sooner.
 DEFAULT_RANGE_WEIGHTS: tuple[float, ...] = (0.5, 0.5)
-# Batches a held range reads ahead before waiting for the consumer.
-HELD_BATCHES = 1
 # Table rows the key sample aims at, whatever the table's size.
 SAMPLE_TABLE_ROWS = 30_000
 # Above this |correlation| of `updated_at` with the heap order, an index scan on
@@ -239,98 +236,19 @@ class _SpoolThread(threading.Thread):
             yield from pa.ipc.open_stream(source)
 
 
-class _HeldRange(threading.Thread):
-    """Runs one range's query now and holds its first batches until the consumer gets there.
-
-    The server sorts the range at once (in parallel with the other ranges), then waits on
-    a full socket; its rows are encoded and read only when the consumer drains the queue.
-    """
-
-    def __init__(
-        self, target: DatabaseTarget, query: CompiledQuery, batch_bytes: int, depth: int
-    ) -> None:
-        super().__init__(name="record-range-held", daemon=True)
-        self.target = target
-        self.query = query
-        self.batch_bytes = batch_bytes
-        self.items: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self.stopping = threading.Event()
-        self._cursor: Any = None
-        self._lock = threading.Lock()
-
-    def _put(self, item: Any) -> bool:
-        while not self.stopping.is_set():
-            try:
-                self.items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(self) -> None:
-        try:
-            with closing(connect(self.target)) as connection, closing(connection.cursor()) as cur:
-                with self._lock:
-                    self._cursor = cur
-                if self.stopping.is_set():
-                    return
-                for batch in execute_batches(cur, self.query, self.batch_bytes):
-                    if not self._put(batch):
-                        return
-            self._put(_END)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
-            if not self.stopping.is_set():
-                self._put(_Failed(error))
-        finally:
-            with self._lock:
-                self._cursor = None
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            item = self.items.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-
-    def stop(self) -> None:
-        """Stop reading, cancelling a query still running on the server, and drain."""
-        self.stopping.set()
-        with self._lock:
-            if self._cursor is not None:
-                # Best effort: the thread stops at its next batch either way.
-                with contextlib.suppress(Exception):
-                    self._cursor.adbc_cancel()
-        while self.is_alive():
-            try:
-                self.items.get_nowait()
-            except queue.Empty:
-                self.join(timeout=0.1)
-
-
-_END = object()
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 def read_ranges(
     target: DatabaseTarget,
     queries: Sequence[CompiledQuery],
     *,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    spool: bool = True,
     spool_dir: str | None = None,
     connection: Any = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of `queries` (disjoint ranges in export order) as one ordered stream.
 
-    All ranges start at once on their own connections; the first streams through. The
-    others are either held (`spool=False`: the server keeps the sorted range until the
-    consumer gets to it) or read alongside and spooled to disk, then replayed in order.
+    All ranges start at once on their own connections; the first streams through, the
+    others are read alongside and spooled to disk, then replayed in order. (Holding the
+    later ranges on the server instead, unread until their turn, measured slower.)
     The first range runs on `connection` when given (the caller closes it), else on a
     connection of its own.
     """
@@ -344,18 +262,6 @@ def read_ranges(
 
     if len(queries) == 1:
         yield from first_range()
-        return
-    if not spool:
-        held = [_HeldRange(target, query, batch_bytes, HELD_BATCHES) for query in queries[1:]]
-        for later in held:
-            later.start()
-        try:
-            yield from prefetch(first_range())
-            for later in held:
-                yield from later.batches()
-        finally:
-            for later in held:
-                later.stop()
         return
     with tempfile.TemporaryDirectory(prefix="record-exports-spool-", dir=spool_dir) as folder:
         spools = [
@@ -383,7 +289,6 @@ def parallel_batches(
     weights: Sequence[float] = DEFAULT_RANGE_WEIGHTS,
     min_rows: int = PARALLEL_MIN_ROWS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    spool: bool = True,
     spool_dir: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """A `BatchSource`: the whole selection in export order, read over several connections
@@ -407,7 +312,7 @@ def parallel_batches(
     if not target.is_postgresql:
         plan = plan_ranges(target, filters, weights=weights, min_rows=min_rows)
         yield from read_ranges(
-            target, queries_of(plan), batch_bytes=batch_bytes, spool=spool, spool_dir=spool_dir
+            target, queries_of(plan), batch_bytes=batch_bytes, spool_dir=spool_dir
         )
         return
     # The planning connection goes on to read the first range: one connection set-up
@@ -418,7 +323,6 @@ def parallel_batches(
             target,
             queries_of(plan),
             batch_bytes=batch_bytes,
-            spool=spool,
             spool_dir=spool_dir,
             connection=connection,
         )

@@ -89,12 +89,9 @@ def _assert_same(expected: pa.Table | None, actual: pa.Table | None) -> None:
         assert actual.equals(expected)
 
 
-@pytest.mark.parametrize(
-    ("weights", "spool"),
-    [((0.5, 0.5), True), ((0.5, 0.5), False), ((0.2, 0.3, 0.5), True), ((0.3, 0.3, 0.4), False)],
-)
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (0.2, 0.3, 0.5), (0.3, 0.3, 0.4)])
 def test_parallel_read_equals_single_connection_read(
-    pg_target: DatabaseTarget, weights: tuple[float, ...], spool: bool
+    pg_target: DatabaseTarget, weights: tuple[float, ...]
 ) -> None:
     params = ExportParams()
     expected = _single(pg_target, params, [])
@@ -108,7 +105,6 @@ def test_parallel_read_equals_single_connection_read(
             [],
             weights=weights,
             min_rows=0,
-            spool=spool,
             batch_bytes=SMALL_BATCH_BYTES,
         )
     )
@@ -188,9 +184,8 @@ def test_small_selection_reads_on_one_connection(pg_target: DatabaseTarget) -> N
     _assert_same(_single(pg_target, params, ids), _table(parallel_batches(pg_target, params, ids)))
 
 
-@pytest.mark.parametrize("spool", [True, False])
 def test_consumer_stopping_early_leaves_nothing_running(
-    pg_target: DatabaseTarget, spool: bool, tmp_path: Path
+    pg_target: DatabaseTarget, tmp_path: Path
 ) -> None:
     before = set(threading.enumerate())
     batches = parallel_batches(
@@ -198,7 +193,6 @@ def test_consumer_stopping_early_leaves_nothing_running(
         ExportParams(),
         [],
         min_rows=0,
-        spool=spool,
         spool_dir=str(tmp_path),
         batch_bytes=SMALL_BATCH_BYTES,
     )
