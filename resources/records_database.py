@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 from sqlalchemy.engine import Engine
 
@@ -21,6 +24,11 @@ class RecordsDatabase(dg.ConfigurableResource):
     def target(self) -> DatabaseTarget:
         return parse_database_url(self.url)
 
-    def engine(self) -> Engine:
-        """A checked engine; the caller disposes of it."""
-        return connect_checked(self.url)
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        """A checked engine for the length of a `with` block, disposed of after it."""
+        engine = connect_checked(self.url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()

@@ -20,16 +20,12 @@ INTERVAL_SECONDS = 60
 
 
 def account_codes(records_database: RecordsDatabase) -> list[str]:
-    engine = records_database.engine()
-    try:
-        with engine.connect() as connection:
-            return list(
-                connection.execute(
-                    sa.select(accounts.c.account_code).order_by(accounts.c.account_code)
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
+    with records_database.engine() as engine, engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.select(accounts.c.account_code).order_by(accounts.c.account_code)
+            ).scalars()
+        )
 
 
 @dg.sensor(

@@ -239,11 +239,8 @@ def build_changed_records_sensor(
     def changed_records_sensor(
         context: dg.SensorEvaluationContext, records_database: RecordsDatabase
     ) -> dg.SensorResult:
-        engine = records_database.engine()
-        try:
+        with records_database.engine() as engine:
             plan = plan_tick(context, engine, partitions_def, asset_key)
-        finally:
-            engine.dispose()
         if plan.skipped_never_exported:
             context.log.info(
                 f"{plan.skipped_never_exported} changed partition(s) never exported; left to "

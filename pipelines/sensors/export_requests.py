@@ -139,11 +139,8 @@ def evaluate(
 def export_requests_sensor(
     context: dg.SensorEvaluationContext, records_database: RecordsDatabase
 ) -> dg.SensorResult:
-    engine = records_database.engine()
-    try:
+    with records_database.engine() as engine:
         run_requests, rejected = evaluate(context, engine)
-    finally:
-        engine.dispose()
     finished = request_store.utc_now().isoformat()
     if not run_requests:
         skip = f"no pending requests ({rejected} rejected)" if rejected else "no pending requests"
