@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
@@ -27,4 +29,18 @@ def test_definitions_validate(dagster_env: Path, sqlite_url: str) -> None:
 def test_definitions_hold_the_contract_names() -> None:
     from pipelines.definitions import defs
 
-    assert defs.resolve_job_def("export_records") is not None
+    assert defs.resolve_job_def("export_records").name == "export_records"
+    asset_keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert "daily_account_exports" in asset_keys
+    assert defs.resolve_schedule_def("nightly_exports").cron_schedule == "0 2 * * *"
+    sensors = {
+        "account_partitions_sensor",
+        "changed_records_sensor",
+        "export_requests_sensor",
+    }
+    for name in sensors:
+        assert defs.resolve_sensor_def(name).name == name
+    assert (
+        defs.resolve_sensor_def("export_requests_sensor").default_status
+        == dg.DefaultSensorStatus.RUNNING
+    )
