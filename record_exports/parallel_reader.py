@@ -132,7 +132,7 @@ def plan_ranges(
     min_rows: int = PARALLEL_MIN_ROWS,
 ) -> RangePlan:
     """Sample the selection's keys and cut it into ranges (or keep one when it is small)."""
-    if not target.is_postgresql or len(weights) < 2:
+    if not target.is_postgresql:
         return RangePlan(estimated_rows=-1, ranges=(filters,), settings={})
     with closing(connect(target)) as connection:
         return plan_ranges_on(connection, filters, weights=weights, min_rows=min_rows)

@@ -60,16 +60,11 @@ class Output:
         return self._digest
 
 
-def open_output(path: Path, compression: Compression) -> Output:
-    """A new file at `path` to write text-format bytes to (see `Output`)."""
-    return Output(path, compression)
-
-
 class TextSink:
     """What the text sinks share: one `Output`, closed, aborted and digested the same way."""
 
     def __init__(self, path: Path, options: SinkOptions) -> None:
-        self._out = open_output(path, options.compression)
+        self._out = Output(path, options.compression)
 
     def close(self) -> SinkReport:
         self._out.close()

@@ -11,7 +11,7 @@ import pytest
 
 from record_exports.atomic import HashingWriter, file_digest
 from record_exports.params import Compression
-from record_exports.sinks.text import open_output
+from record_exports.sinks.text import Output
 
 
 def chunks() -> list[bytes]:
@@ -39,7 +39,7 @@ def test_hashing_writer_equals_reading_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("compression", list(Compression))
 def test_output_digest_is_that_of_the_final_bytes(tmp_path: Path, compression: Compression) -> None:
     path = tmp_path / f"out.{compression.value}"
-    out = open_output(path, compression)
+    out = Output(path, compression)
     payload = chunks()
     for chunk in payload:
         out.write(chunk)
@@ -58,7 +58,7 @@ def test_output_digest_is_that_of_the_final_bytes(tmp_path: Path, compression: C
 
 @pytest.mark.parametrize("compression", list(Compression))
 def test_aborted_output_has_no_digest(tmp_path: Path, compression: Compression) -> None:
-    out = open_output(tmp_path / "x", compression)
+    out = Output(tmp_path / "x", compression)
     out.write(b"partial")
     out.abort()
     assert out.written() is None
