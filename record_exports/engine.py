@@ -21,7 +21,6 @@ from record_exports.database import DatabaseTarget, create_engine_for
 from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
 from record_exports.manifest import Manifest, write_manifest
-from record_exports.parallel_reader import parallel_batches
 from record_exports.params import ExportFormat, ExportParams
 from record_exports.query import RecordFilters, build_query
 from record_exports.reader import DEFAULT_BATCH_BYTES, iter_record_batches, prefetch
@@ -94,10 +93,11 @@ def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
     return [found[code] for code in codes]
 
 
-def single_connection_batches(
+def default_batches(
     target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
-    """The whole selection, in export order, read on one connection."""
+    """The whole selection, in export order, read on one connection (on PostgreSQL the
+    server may sort it with a parallel worker; see `server_plan`)."""
     query = build_query(
         params.columns,
         params.include_remarks,
@@ -107,16 +107,6 @@ def single_connection_batches(
     if not target.is_postgresql:
         return iter_sqlite_batches(target, query)
     return iter_record_batches(target, query, DEFAULT_BATCH_BYTES)
-
-
-def default_batches(
-    target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
-) -> Iterator[pa.RecordBatch]:
-    """PostgreSQL: a large selection over several connections at once (see
-    `parallel_reader`), a small one over one; SQLite: one connection."""
-    if target.is_postgresql:
-        return parallel_batches(target, params, account_ids)
-    return single_connection_batches(target, params, account_ids)
 
 
 def run_export(

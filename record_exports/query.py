@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import ClauseAdapter
 
 from record_exports.columns import OutputColumn
 from record_exports.params import ExportParams
@@ -47,9 +46,6 @@ class RecordFilters:
     statuses: tuple[str, ...] = ()
     sale_date_from: str | None = None
     sale_date_to: str | None = None
-    # Keyset bounds on (updated_at, id), for reading one slice of the ordered result.
-    after: tuple[str, str] | None = None
-    not_after: tuple[str, str] | None = None
 
     @classmethod
     def from_params(cls, params: ExportParams, account_ids: Sequence[str]) -> RecordFilters:
@@ -146,24 +142,6 @@ def _conditions(filters: RecordFilters, values: _Values) -> list[ColumnElement[b
         conditions.append(
             records.c.sale_date <= values.scalar("sale_date_to", filters.sale_date_to, sa.Date)
         )
-    key = sa.tuple_(records.c.updated_at, records.c.id)
-    timestamp = sa.DateTime(timezone=True)
-    if filters.after:
-        conditions.append(
-            key
-            < sa.tuple_(
-                values.scalar("after_updated_at", filters.after[0], timestamp),
-                values.scalar("after_id", filters.after[1], records.c.id.type),
-            )
-        )
-    if filters.not_after:
-        conditions.append(
-            key
-            >= sa.tuple_(
-                values.scalar("not_after_updated_at", filters.not_after[0], timestamp),
-                values.scalar("not_after_id", filters.not_after[1], records.c.id.type),
-            )
-        )
     return conditions
 
 
@@ -209,32 +187,3 @@ def _compile(statement: sa.Select[Any], values: _Values) -> CompiledQuery:
     return CompiledQuery(
         sql=str(compiled), parameters=tuple(compiled.params[name] for name in positions)
     )
-
-
-def build_key_sample(filters: RecordFilters, percent: float) -> CompiledQuery:
-    """Sort keys of a page sample of the selection, in export order (PostgreSQL only).
-
-    Returns `(updated_at::text, id::text)` rows from `TABLESAMPLE SYSTEM (percent)`: cheap
-    to run at any table size, and enough to estimate the selection's size and to choose
-    split points between ranges. `updated_at::text` carries the UTC offset and every
-    microsecond, so the text casts back to exactly the same timestamp.
-    """
-    if not 0 < percent <= 100:
-        raise ValueError(f"sample percent must be in (0, 100], got {percent}")
-    values = _Values(True)
-    # The percent is a number formatted here, never user input.
-    sampled = sa.tablesample(
-        bookkeeping_records, sa.func.system(sa.literal_column(f"{float(percent):.6f}")), name="s"
-    )
-    adapter = ClauseAdapter(sampled)
-    conditions = [adapter.traverse(condition) for condition in _conditions(filters, values)]
-    keys: list[ColumnElement[Any]] = [
-        sa.cast(sampled.c.updated_at, sa.Text).label("updated_at"),
-        sa.cast(sampled.c.id, sa.Text).label("id"),
-    ]
-    statement = (
-        sa.select(*keys)
-        .where(*conditions)
-        .order_by(sampled.c.updated_at.desc(), sampled.c.id.desc())
-    )
-    return _compile(statement, values)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
-from record_exports.engine import run_export, single_connection_batches
+from record_exports.engine import default_batches, run_export
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
 from record_exports.schema import create_schema
@@ -70,7 +70,7 @@ def small_batches(rows: int) -> Any:
     def source(
         target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
     ) -> Iterator[pa.RecordBatch]:
-        for batch in single_connection_batches(target, params, account_ids):
+        for batch in default_batches(target, params, account_ids):
             for start in range(0, batch.num_rows, rows):
                 yield batch.slice(start, rows)
 

@@ -1,0 +1,128 @@
+"""The ADBC reader: batches in order, a prefetch thread that never outlives its consumer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+
+import psycopg
+import pyarrow as pa
+import pytest
+from sqlalchemy.engine import Engine
+
+from record_exports.database import DatabaseTarget
+from record_exports.params import ExportParams
+from record_exports.query import CompiledQuery, RecordFilters, build_query
+from record_exports.reader import iter_record_batches, prefetch
+from record_exports.seed import seed_records
+
+SMALL_BATCH_BYTES = 16 * 1024
+
+
+def _client_sessions(target: DatabaseTarget) -> int:
+    """Other client sessions on the test database than the one asking."""
+    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _wait_for_no_sessions(target: DatabaseTarget) -> int:
+    deadline = time.monotonic() + 5
+    while (count := _client_sessions(target)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
+def test_batches_come_in_export_order(pg_engine: Engine, pg_target: DatabaseTarget) -> None:
+    seed_records(pg_engine, 2_000, 3, seed=5)
+    query = build_query(ExportParams().columns, False, RecordFilters(), is_postgresql=True)
+    batches = list(iter_record_batches(pg_target, query, SMALL_BATCH_BYTES))
+    assert len(batches) > 3
+    ids = [value for batch in batches for value in batch.column("id").to_pylist()]
+    with psycopg.connect(pg_target.adbc_uri()) as connection:
+        expected = [
+            row[0]
+            for row in connection.execute(
+                "SELECT id::text FROM bookkeeping_records WHERE deleted_at IS NULL "
+                "ORDER BY updated_at DESC, id DESC"
+            )
+        ]
+    assert ids == expected
+
+
+def test_consumer_stopping_early_leaves_nothing_running(
+    pg_engine: Engine, pg_target: DatabaseTarget
+) -> None:
+    seed_records(pg_engine, 3_000, 3, seed=5)
+    pg_engine.dispose()  # its pooled connection would count as a session
+    query = build_query(ExportParams().columns, False, RecordFilters(), is_postgresql=True)
+    before = set(threading.enumerate())
+    batches = prefetch(iter_record_batches(pg_target, query, SMALL_BATCH_BYTES))
+    first = next(batches)
+    assert first.num_rows > 0
+    assert _client_sessions(pg_target) == 1
+    batches.close()
+    assert set(threading.enumerate()) - before == set()
+    assert _wait_for_no_sessions(pg_target) == 0
+
+
+def test_prefetch_hands_errors_to_the_consumer() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("the database went away")
+
+    items = prefetch(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="went away"):
+        next(items)
+
+
+def test_prefetch_closes_its_source_when_the_consumer_stops() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            number = 0
+            while True:
+                number += 1
+                yield number
+        finally:
+            closed.set()
+
+    with closing(prefetch(endless(), depth=2)) as items:
+        assert [next(items) for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert closed.wait(2)
+
+
+def _session_settings(target: DatabaseTarget, query: CompiledQuery) -> dict[str, str]:
+    batches = list(iter_record_batches(target, query))
+    table = pa.Table.from_batches(batches)
+    return {name: str(table.column(name)[0]) for name in table.column_names}
+
+
+SHOW_SETTINGS = (
+    "SELECT current_setting('jit') AS jit, "
+    "current_setting('max_parallel_workers_per_gather') AS max_parallel_workers_per_gather, "
+    "current_setting('enable_indexscan') AS enable_indexscan"
+)
+
+
+def test_reader_session_runs_with_the_server_plan(
+    pg_engine: Engine, pg_target: DatabaseTarget
+) -> None:
+    assert _session_settings(pg_target, CompiledQuery(sql=SHOW_SETTINGS)) == {
+        "jit": "off",
+        "max_parallel_workers_per_gather": "1",
+        "enable_indexscan": "off",
+    }
+
+
+def test_query_settings_win_over_the_plan(pg_engine: Engine, pg_target: DatabaseTarget) -> None:
+    query = CompiledQuery(sql=SHOW_SETTINGS, settings={"max_parallel_workers_per_gather": "0"})
+    assert _session_settings(pg_target, query)["max_parallel_workers_per_gather"] == "0"
