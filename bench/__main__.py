@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 
 from bench.database import ensure_seeded
 from bench.reference_sql import SQL as REFERENCE_SQL
@@ -210,6 +212,16 @@ def _repeat(times: int, measure_once: Any) -> Any:
     return best
 
 
+def _versions(target: DatabaseTarget) -> str:
+    """The versions the figures depend on most (the ADBC driver's decoding speed varies
+    twofold between releases: see bench/README.md)."""
+    names = ("adbc-driver-postgresql", "polars", "pyarrow", "xlsxwriter")
+    installed = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
+    with psycopg.connect(target.adbc_uri()) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    return f"{installed}, PostgreSQL {row[0] if row else '?'}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="records for the format table")
@@ -345,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
     report = [
         f"# record-exports benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC ({machine})",
+        "",
+        _versions(ensure_seeded(sizes[0], log=False)),
         "",
         table(HEADER, [row.cells() for row in rows]),
     ]
