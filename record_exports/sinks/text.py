@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -91,11 +91,16 @@ def rendered(columns: Sequence[OutputColumn], money: MoneyMode) -> list[pl.Expr]
     return [render(column, money) for column in columns]
 
 
-def write_string_values(out: Output, lines: pl.Series, skip: int = 0) -> None:
+class BinaryOutput(Protocol):
+    def write(self, data: memoryview, /) -> object: ...
+
+
+def write_string_values(out: BinaryOutput, lines: pl.Series, skip: int = 0) -> None:
     """Write a string column's values back to back, straight from its Arrow buffer.
 
-    The values are already complete lines, so their concatenated bytes are the file's
-    bytes; `skip` drops leading bytes of the first value (a separator not wanted there).
+    The values are already complete lines (or rows, or elements), so their concatenated
+    bytes are the file's bytes; `skip` drops leading bytes of the first value (a separator
+    not wanted there).
     """
     array = lines.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
     if len(array) == 0:

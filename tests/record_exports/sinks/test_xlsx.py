@@ -29,6 +29,10 @@ DTYPES: dict[ColumnKind, pl.DataType] = {
 }
 UTC = dt.UTC
 ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+CELL_XML = re.compile(r'<c r="([A-Z]+[0-9]+)".*?</c>', re.DOTALL)
+NUMBER_CELL = re.compile(
+    r'<c r="[A-Z]+[0-9]+"(?: s="(?P<style>[0-9]+)")?><v>(?P<value>[^<]*)</v></c>'
+)
 
 HOSTILE_TEXTS = [
     'say "hi", then leave',
@@ -43,6 +47,9 @@ HOSTILE_TEXTS = [
     "-2+3",
     "@SUM(A1)",
     "007",
+    "<r>&</r>",
+    "<r><t>fake</t></r>",
+    " \u00a0non-breaking\u2003",
 ]
 
 
@@ -411,31 +418,94 @@ def test_cut_counts_utf16_units_like_excel(out: Path) -> None:
     assert [row[0] for row in calamine[1:]] == ["😀" * 16_383, "😀" * 16_383]
 
 
-@pytest.mark.parametrize(("method", "column_number"), [("number", 2), ("string", 1)])
-def test_refused_cell_raises_instead_of_dropping(
-    out: Path, monkeypatch: pytest.MonkeyPatch, method: str, column_number: int
-) -> None:
-    """Only a cut text (-2 from write_string) is tolerated; -1 means the cell was not written."""
-    columns = columns_of("id", "qty")
-    real_header_writer = Worksheet._write_string
+def _cells(path: Path, sheet: str = "sheet1") -> dict[str, str]:
+    """Each cell's XML in a sheet, by reference (A1, B2, ...), exactly as stored."""
+    xml = zipfile.ZipFile(path).read(f"xl/worksheets/{sheet}.xml").decode("utf-8")
+    return {match.group(1): match.group(0) for match in CELL_XML.finditer(xml)}
 
-    def refuse(self: Worksheet, row: int, col: int, value: Any, *args: Any) -> int:
-        if row == 0:
-            return real_header_writer(self, row, col, value, *args)
-        return -1
 
-    monkeypatch.setattr(Worksheet, f"_write_{method}", refuse)
-    monkeypatch.setattr(Worksheet, f"write_{method}", refuse)
+def _xlsxwriter_sheet(path: Path, columns: Sequence[OutputColumn], rows: list[list[Any]]) -> None:
+    """The same cells written by xlsxwriter's own public methods: the oracle for the XML."""
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    header = workbook.add_format({"bold": True, "bg_color": "#D9D9D9", "pattern": 1})
+    money = workbook.add_format({"num_format": "$#,##0.00"})
+    sheet = workbook.add_worksheet("Records")
+    for col, output in enumerate(columns):
+        sheet.write_string(0, col, output.title, header)
+    for row_number, values in enumerate(rows, start=1):
+        for col, (output, value) in enumerate(zip(columns, values, strict=True)):
+            if value is None or value == "":
+                continue
+            if output.kind is ColumnKind.TEXT:
+                sheet.write_string(row_number, col, value)
+            elif output.is_money:
+                sheet.write_number(row_number, col, value / 100, money)
+            else:
+                sheet.write_number(row_number, col, value)
+    workbook.close()
+
+
+def test_cells_are_the_xml_xlsxwriter_writes(tmp_path: Path) -> None:
+    """Text cells byte for byte as xlsxwriter's write_string writes them (escapes, entities,
+    preserved spaces, header style); numbers the same values in the same style."""
+    texts = [text for text in HOSTILE_TEXTS if not text.startswith("<r>")]
+    columns = columns_of("item_name", "qty", "sale_price_cents")
+    rows = [[text, index, index * 101 - 300] for index, text in enumerate(texts)]
+    rows += [["", None, None], [None, 7, 12_345_678_901]]
+    ours, theirs = tmp_path / "ours.xlsx", tmp_path / "theirs.xlsx"
+    export(
+        ours,
+        columns,
+        [frame(columns, {c.name: [r[i] for r in rows] for i, c in enumerate(columns)})],
+    )
+    _xlsxwriter_sheet(theirs, columns, rows)
+
+    our_cells, their_cells = _cells(ours), _cells(theirs)
+    assert our_cells.keys() == their_cells.keys()
+    for reference, their_xml in their_cells.items():
+        if 't="inlineStr"' in their_xml:
+            assert our_cells[reference] == their_xml
+        else:
+            ours_match, theirs_match = (
+                NUMBER_CELL.match(our_cells[reference]),
+                NUMBER_CELL.match(their_xml),
+            )
+            assert ours_match and theirs_match, reference
+            assert ours_match.group("style") == theirs_match.group("style")
+            assert float(ours_match.group("value")) == float(theirs_match.group("value"))
+
+
+@pytest.mark.parametrize("text", ["<r>&</r>", "<r><t>fake</t></r>", "<r>x", "</r>"])
+def test_text_that_looks_like_rich_text_markup_stays_text(out: Path, text: str) -> None:
+    """xlsxwriter copies a string shaped `<r>...</r>` into the sheet as markup; a record's
+    text must never reach the XML unescaped."""
+    columns = columns_of("id", "item_name")
+    export(out, columns, [frame(columns, {"id": ["a"], "item_name": [text]})])
+    assert sheet_values(out, "Records")[1] == ["a", text]
+    calamine = CalamineWorkbook.from_path(str(out)).get_sheet_by_name("Records").to_python()
+    assert calamine[1] == ["a", text]
+
+
+def test_rows_that_do_not_fit_the_sheet_raise(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row xlsxwriter's dimension check refuses is an error, never a silently lost row."""
+    columns = columns_of("id")
     sink = XlsxSink(out, SinkOptions(columns=columns))
-    with pytest.raises(RuntimeError, match=f"refused the cell at row 2, column {column_number}"):
-        sink.write(frame(columns, {"id": ["a"], "qty": [1]}))
+    monkeypatch.setattr(Worksheet, "_check_dimensions", lambda *args, **kwargs: -1)
+    with pytest.raises(RuntimeError, match="does not fit sheet 'Records'"):
+        sink.write(frame(columns, {"id": ["a"]}))
     sink.abort()
+    assert not out.exists()
 
 
-def test_fast_path_uses_xlsxwriter_undecorated_writers() -> None:
-    """If an xlsxwriter upgrade drops these, the sink still works but loses ~8% speed."""
-    assert callable(getattr(Worksheet, "_write_string", None))
-    assert callable(getattr(Worksheet, "_write_number", None))
+def test_xlsxwriter_internals_the_sink_relies_on(tmp_path: Path) -> None:
+    """An xlsxwriter upgrade that renames these breaks the sink; this says which one."""
+    workbook = xlsxwriter.Workbook(str(tmp_path / "probe.xlsx"), {"constant_memory": True})
+    sheet = workbook.add_worksheet()
+    assert sheet._check_dimensions(0, 0) == 0
+    assert (sheet.dim_rowmin, sheet.dim_colmin) == (0, 0)
+    assert hasattr(sheet.row_data_fh, "buffer")
+    assert isinstance(workbook.add_format({"bold": True})._get_xf_index(), int)
+    workbook.close()
 
 
 def test_abort_leaves_no_file_and_no_temp_files(out: Path) -> None:
