@@ -52,20 +52,11 @@ def iter_record_batches(
     """
     with closing(connect(target)) as connection, closing(connection.cursor()) as cursor:
         apply_settings(cursor, read_settings(cursor))
-        yield from execute_batches(cursor, query, batch_bytes)
-
-
-def execute_batches(
-    cursor: Any,
-    query: CompiledQuery,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-) -> pa.RecordBatchReader:
-    """Run `query` on an open ADBC cursor (settings first) and return its batch reader."""
-    apply_settings(cursor, query.settings)
-    cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
-    cursor.execute(query.sql, parameters=query.parameters or None)
-    reader: pa.RecordBatchReader = cursor.fetch_record_batch()
-    return reader
+        apply_settings(cursor, query.settings)
+        cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
+        cursor.execute(query.sql, parameters=query.parameters or None)
+        reader: pa.RecordBatchReader = cursor.fetch_record_batch()
+        yield from reader
 
 
 _DONE = object()

@@ -47,8 +47,8 @@ _CHUNK_ROWS = 2_048
 
 _WORKBOOK_OPTIONS: dict[str, Any] = {
     "constant_memory": True,
-    # Rows bypass write(), but the header and anything added later go through xlsxwriter:
-    # "=1+1" must never become a formula, "007" never a number.
+    # Cells are built by xlsx_cells, not write(); should anything ever go through write(),
+    # "=1+1" must still never become a formula, "007" never a number.
     "strings_to_formulas": False,
     "strings_to_numbers": False,
     "strings_to_urls": False,
