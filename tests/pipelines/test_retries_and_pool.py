@@ -1,16 +1,23 @@
-"""Transient database errors are retried with backoff; export steps share one pool."""
+"""Transient database errors are retried with backoff; export steps share one pool, and
+the shipped limit of 2 holds a third export step until a slot is free."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from pipelines import retries
+from pipelines.cli import INSTANCE_YAML
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.definitions import build_definitions
+from record_exports.seed import seed_records
+from record_exports.settings import REPO_ROOT
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
 
@@ -70,3 +77,62 @@ def test_export_steps_share_the_records_database_pool() -> None:
     )
     asset = defs.resolve_assets_def("daily_account_exports")
     assert asset.op.pool == RECORDS_DATABASE_POOL
+
+
+def _shipped_pools(source: str) -> dict[str, object]:
+    """The pool settings of the instance config a user actually gets."""
+    text = INSTANCE_YAML if source == "cli" else (REPO_ROOT / "deploy" / "dagster.yaml").read_text()
+    pools: dict[str, object] = yaml.safe_load(text)["concurrency"]["pools"]
+    return pools
+
+
+@pytest.mark.parametrize("source", ["cli", "deploy"])
+def test_an_export_waits_while_the_pool_is_full(
+    pg_engine: sa.engine.Engine, postgres_url: str, tmp_path: Path, source: str
+) -> None:
+    """With the shipped limit of 2 and both slots held by other runs' export steps, a third
+    export step waits; it runs as soon as one slot is freed."""
+    seed_records(pg_engine, 300, 2, seed=4)
+    pools = _shipped_pools(source)
+    assert pools == {"default_limit": 2}
+    overrides = {"concurrency": {"pools": pools}}
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
+        storage = instance.event_log_storage
+        assert storage.supports_global_concurrency_limits
+        storage.initialize_concurrency_limit_to_default(RECORDS_DATABASE_POOL)
+        for holder in ("other-run-1", "other-run-2"):
+            assert storage.claim_concurrency_slot(
+                RECORDS_DATABASE_POOL, holder, "export"
+            ).is_claimed
+
+        job = build_definitions(
+            {
+                "records_database": RecordsDatabase(url=postgres_url),
+                "export_storage": ExportStorage(root=str(tmp_path / "exports")),
+            },
+            timezone="UTC",
+        ).resolve_job_def("export_records")
+        results: list[dg.ExecuteInProcessResult] = []
+        runner = threading.Thread(
+            target=lambda: results.append(job.execute_in_process(instance=instance)), daemon=True
+        )
+        runner.start()
+
+        deadline = time.monotonic() + 30
+        while not storage.get_concurrency_info(RECORDS_DATABASE_POOL).pending_step_count:
+            assert time.monotonic() < deadline, "the export step never asked for a slot"
+            time.sleep(0.1)
+        time.sleep(1.5)  # longer than the first retry interval of a blocked claim
+        info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
+        assert info.active_run_ids == {"other-run-1", "other-run-2"}
+        assert runner.is_alive() and not results
+        assert not list((tmp_path / "exports").rglob("*.csv"))
+
+        storage.free_concurrency_slots_for_run("other-run-1")
+        runner.join(timeout=60)
+        assert not runner.is_alive() and results and results[0].success
+        assert len(list((tmp_path / "exports").rglob("*.csv"))) == 1
+        info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
+        assert info.active_run_ids == {"other-run-2"}
