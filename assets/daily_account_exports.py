@@ -15,8 +15,8 @@ import dagster as dg
 
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.partitions import split_partition_key
-from pipelines.retries import can_retry, retry_request
 from pipelines.run_metadata import log_result
+from pipelines.step_errors import export_step_errors
 from record_exports.engine import ExportResult, run_export
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
@@ -113,21 +113,10 @@ def build_daily_account_exports(
         export_storage: ExportStorage,
         progress_reporter: ProgressReporter,
     ) -> dg.MaterializeResult:
-        try:
+        with export_step_errors(context, what="daily export"):
             results = _write_partition(
                 context, config, records_database, export_storage, progress_reporter
             )
-        except ExportInputError as error:
-            raise dg.Failure(
-                description=f"Invalid daily export: {error}",
-                metadata={"field": error.field},
-                allow_retries=False,
-            ) from None
-        except BaseException as error:
-            if can_retry(error, context.retry_number):
-                context.log.warning(f"transient database error, will retry: {error}")
-                raise retry_request(context.retry_number) from error
-            raise
         return dg.MaterializeResult(metadata=materialization_metadata(results))
 
     return daily_account_exports

@@ -13,11 +13,10 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.concurrency import RECORDS_DATABASE_POOL
-from pipelines.retries import can_retry, retry_request
 from pipelines.run_metadata import export_metadata, log_result
+from pipelines.step_errors import export_step_errors
 from record_exports.database import create_engine_for
 from record_exports.engine import ExportResult, run_export
-from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
@@ -75,14 +74,6 @@ def requests_engine(records_database: RecordsDatabase) -> Iterator[Engine]:
         engine.dispose()
 
 
-def invalid_config(error: ExportInputError) -> dg.Failure:
-    return dg.Failure(
-        description=f"Invalid export config: {error}",
-        metadata={"field": error.field},
-        allow_retries=False,
-    )
-
-
 def _export(
     context: dg.OpExecutionContext,
     config: ExportConfig,
@@ -100,13 +91,6 @@ def _export(
         progress=progress_reporter.callback(context.log, destination.name),
         rows_per_sheet=export_storage.xlsx_rows_per_sheet,
     )
-
-
-def _write_failure(
-    records_database: RecordsDatabase, request_id: int, run_id: str, message: str
-) -> None:
-    with requests_engine(records_database) as engine:
-        request_store.mark_failed(engine, request_id, message, run_id=run_id)
 
 
 @dg.op(
@@ -127,7 +111,13 @@ def export_op(
     run-status sensors write the same outcome again, which changes nothing; they alone
     cover runs that die before or outside this step."""
     request_id = request_id_of(context.run)
-    try:
+
+    def write_failure(message: str) -> None:
+        if request_id is not None:
+            with requests_engine(records_database) as engine:
+                request_store.mark_failed(engine, request_id, message, run_id=context.run_id)
+
+    with export_step_errors(context, on_give_up=write_failure):
         if request_id is not None:
             with requests_engine(records_database) as engine:
                 request_store.mark_running(engine, request_id, context.run_id)
@@ -137,26 +127,8 @@ def export_op(
                 request_store.mark_succeeded(
                     engine, request_id, context.run_id, str(result.path), result.row_count
                 )
-    except ExportInputError as error:
-        failure = invalid_config(error)
-        if request_id is not None:
-            _write_failure(records_database, request_id, context.run_id, failure.description or "")
-        raise failure from None
-    except BaseException as error:
-        if can_retry(error, context.retry_number):
-            context.log.warning(f"transient database error, will retry: {error}")
-            raise retry_request(context.retry_number) from error
-        if request_id is not None:
-            _write_failure(records_database, request_id, context.run_id, describe(error))
-        raise
     log_result(context.log, result)
     return dg.Output(str(result.path), metadata=export_metadata(result))
-
-
-def describe(error: BaseException) -> str:
-    """The first line of an error, as a request row's `error`."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 @dg.job(name="export_records", description="One on-demand export of bookkeeping records.")

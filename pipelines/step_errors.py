@@ -1,0 +1,58 @@
+"""How every export step (the `export` op, the daily asset) turns an error into an outcome.
+
+One rule for all of them: bad input fails the step at once, without retries, with a message
+naming the field; a transient database error asks Dagster for another attempt after a
+backoff; anything else fails the step with its own error. `on_give_up` hears the one-line
+reason whenever the step gives up for good (a request run writes it to its request row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from pipelines.retries import can_retry, retry_request
+from record_exports.errors import ExportInputError
+
+GiveUpCallback = Callable[[str], None]
+
+
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message`, for request rows and one-line summaries."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def invalid_input(error: ExportInputError, what: str = "export config") -> dg.Failure:
+    """The step failure for bad input: no retries, the field in the metadata."""
+    return dg.Failure(
+        description=f"Invalid {what}: {error}",
+        metadata={"field": error.field},
+        allow_retries=False,
+    )
+
+
+@contextmanager
+def export_step_errors(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    *,
+    what: str = "export config",
+    on_give_up: GiveUpCallback | None = None,
+) -> Iterator[None]:
+    """Wrap an export step's body: map its errors to `Failure`, `RetryRequested` or re-raise."""
+    try:
+        yield
+    except ExportInputError as error:
+        failure = invalid_input(error, what)
+        if on_give_up is not None:
+            on_give_up(failure.description or str(error))
+        raise failure from None
+    except BaseException as error:
+        if can_retry(error, context.retry_number):
+            context.log.warning(f"transient database error, will retry: {first_line(error)}")
+            raise retry_request(context.retry_number) from error
+        if on_give_up is not None:
+            on_give_up(first_line(error))
+        raise
