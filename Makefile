@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-export RECORDS_DATABASE_URL ?= sqlite:///$(CURDIR)/data/records.db
-export EXPORTS_DIR ?= $(CURDIR)/exports
+# Every setting (RECORDS_DATABASE_URL, EXPORTS_DIR, DAGSTER_HOME, ...) that the environment
+# leaves unset gets its default from record_exports/settings.py, the one place defaults are
+# written, and is exported to every recipe.
+$(foreach setting,$(shell $(PYTHON) -m record_exports.settings --make),$(eval export $(setting)))
 
 DEMO_FORMATS := csv ndjson json xlsx parquet
 
@@ -20,7 +21,6 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	mkdir -p data "$(DAGSTER_HOME)"
 	$(BIN)/record-exports init-db
 	$(BIN)/record-exports seed --records 20000 --accounts 5 --seed 1 --if-empty
 	@for format in $(DEMO_FORMATS); do \
@@ -36,9 +36,8 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# init-db also writes DAGSTER_HOME/dagster.yaml when missing (pool limit 2, no telemetry).
+# init-db also writes DAGSTER_HOME/dagster.yaml when missing (from deploy/dagster.yaml).
 dev: install
-	mkdir -p data
 	$(BIN)/record-exports init-db
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -6,34 +6,21 @@ Exit codes: 0 done; 2 bad input (nothing written); 1 the export failed (no parti
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from record_exports.database import DatabaseSettingError, connect_checked
+from sqlalchemy.engine import Engine
+
+from pipelines.local_instance import ensure_local_instance
+from record_exports.database import DatabaseSettingError, connect_checked, parse_database_url
 from record_exports.errors import ExportInputError
 from record_exports.params import parse_export_params
 from record_exports.schema import create_schema
-from record_exports.settings import (
-    DATABASE_URL_VARIABLE,
-    EXPORTS_DIR_VARIABLE,
-    REPO_ROOT,
-    default_database_url,
-    records_database_url,
-)
+from record_exports.settings import DAGSTER_HOME, RECORDS_DATABASE_URL, fill_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-# A local instance: runs and events in DAGSTER_HOME, at most two exports reading the records
-# database at once (the `records_database` pool), no telemetry banner on every command.
-INSTANCE_YAML = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 2
-"""
 
 
 class UsageError(Exception):
@@ -42,16 +29,9 @@ class UsageError(Exception):
 
 def apply_default_settings() -> None:
     """Fill in the documented defaults for settings the user left unset, for this process
-    and the Dagster run it starts (resources read them through `EnvVar`)."""
-    os.environ.setdefault(DATABASE_URL_VARIABLE, default_database_url())
-    os.environ.setdefault(EXPORTS_DIR_VARIABLE, "exports")
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(REPO_ROOT / ".dagster_home")
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    instance_file = home / "dagster.yaml"
-    if not instance_file.exists():
-        instance_file.write_text(INSTANCE_YAML)
+    and the Dagster run it starts, and make sure the local instance exists."""
+    fill_defaults()
+    ensure_local_instance(Path(DAGSTER_HOME.value()))
 
 
 def _positive(value: str) -> int:
@@ -114,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database() -> Any:
-    return connect_checked(records_database_url())
+def _database() -> Engine:
+    """The records database, for the commands that create its tables; the folder of a SQLite
+    file is created when missing (as `make demo` needs for the default `data/records.db`)."""
+    target = parse_database_url(RECORDS_DATABASE_URL.value())
+    if not target.is_postgresql:
+        Path(target.adbc_uri()).parent.mkdir(parents=True, exist_ok=True)
+    return connect_checked(RECORDS_DATABASE_URL.value())
 
 
 def command_init_db(_: argparse.Namespace) -> int:

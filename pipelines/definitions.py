@@ -22,7 +22,7 @@ from pipelines.sensors.account_partitions import account_partitions_sensor
 from pipelines.sensors.changed_records import build_changed_records_sensor
 from pipelines.sensors.export_requests import export_requests_sensor
 from pipelines.sensors.request_outcomes import request_outcome_sensors
-from record_exports.settings import DATABASE_URL_VARIABLE, EXPORTS_DIR_VARIABLE, exports_timezone
+from record_exports.settings import EXPORTS_DIR, EXPORTS_TIMEZONE, RECORDS_DATABASE_URL
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
@@ -32,8 +32,8 @@ DAILY_JOB_NAME = "daily_account_exports_job"
 
 def default_resources() -> dict[str, Any]:
     return {
-        "records_database": RecordsDatabase(url=dg.EnvVar(DATABASE_URL_VARIABLE)),
-        "export_storage": ExportStorage(root=dg.EnvVar(EXPORTS_DIR_VARIABLE)),
+        "records_database": RecordsDatabase(url=dg.EnvVar(RECORDS_DATABASE_URL.variable)),
+        "export_storage": ExportStorage(root=dg.EnvVar(EXPORTS_DIR.variable)),
         "progress_reporter": ProgressReporter(),
     }
 
@@ -43,7 +43,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """The code location; the CLI passes overrides (an output folder, a terminal progress
     bar), tests a time zone."""
-    timezone = timezone or exports_timezone()
+    timezone = timezone or EXPORTS_TIMEZONE.value()
     partitions_def = daily_account_partitions(timezone)
     daily_exports = build_daily_account_exports(partitions_def)
     daily_job = dg.define_asset_job(

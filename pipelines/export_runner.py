@@ -13,7 +13,7 @@ from pipelines.definitions import build_definitions
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
 from record_exports.params import ExportParams
-from record_exports.settings import records_database_url
+from record_exports.settings import RECORDS_DATABASE_URL
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 
@@ -33,7 +33,7 @@ class JobOutcome:
 
 def check_inputs(params: ExportParams) -> None:
     """What a run would reject, found before a run starts: database and account codes."""
-    engine = connect_checked(records_database_url())
+    engine = connect_checked(RECORDS_DATABASE_URL.value())
     try:
         require_records_schema(engine)
         resolve_account_ids(engine, params.account_codes)

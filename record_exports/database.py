@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from record_exports.settings import DATABASE_URL_VARIABLE
+from record_exports.settings import RECORDS_DATABASE_URL
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 
@@ -38,7 +38,7 @@ class DatabaseTarget:
         return self.url.database or ":memory:"
 
 
-def parse_database_url(raw: str, variable: str = DATABASE_URL_VARIABLE) -> DatabaseTarget:
+def parse_database_url(raw: str, variable: str = RECORDS_DATABASE_URL.variable) -> DatabaseTarget:
     """Validate a URL without connecting. `postgresql://` and `postgres://` mean psycopg 3."""
     if not raw or not raw.strip():
         raise DatabaseSettingError(f"{variable} is empty; set it to a SQLAlchemy URL")
@@ -74,7 +74,7 @@ def create_engine_for(target: DatabaseTarget) -> Engine:
     return sa.create_engine(target.url)
 
 
-def require_records_schema(engine: Engine, variable: str = DATABASE_URL_VARIABLE) -> None:
+def require_records_schema(engine: Engine, variable: str = RECORDS_DATABASE_URL.variable) -> None:
     """A database without the records tables is a setting error, not a failed export."""
     if not sa.inspect(engine).has_table("bookkeeping_records"):
         where = engine.url.render_as_string(hide_password=True)
@@ -83,7 +83,7 @@ def require_records_schema(engine: Engine, variable: str = DATABASE_URL_VARIABLE
         )
 
 
-def connect_checked(raw: str, variable: str = DATABASE_URL_VARIABLE) -> Engine:
+def connect_checked(raw: str, variable: str = RECORDS_DATABASE_URL.variable) -> Engine:
     """An engine whose database answered a trivial query, or a `DatabaseSettingError`."""
     target = parse_database_url(raw, variable)
     engine = create_engine_for(target)

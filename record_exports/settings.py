@@ -1,24 +1,54 @@
-"""Settings read from the environment when asked for, never at import time."""
+"""The environment variables that configure record-exports, and their defaults: the one place
+either is written down.
+
+Values are read when asked for (`Setting.value()`), never at import time. This module uses the
+standard library only, so the Makefile can run it before the virtualenv exists.
+
+Adding a variable is one edit: a `Setting` in `SETTINGS` below, with its name, default and
+meaning. Everything that fills in defaults iterates over `SETTINGS`, so it picks the new one up:
+the CLI (`fill_defaults()` before it starts a Dagster run) and the Makefile (which exports the
+output of `python -m record_exports.settings --make` to every recipe, `make dev` included). Read
+it with `SETTING.value()` where it is used; code that runs inside Dagster takes a secret through
+`dagster.EnvVar(SETTING.variable)` instead. A default must not contain whitespace (the Makefile
+splits on it); relative paths in values are taken relative to the repo root (`resolve_repo_path`).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-DATABASE_URL_VARIABLE = "RECORDS_DATABASE_URL"
-EXPORTS_DIR_VARIABLE = "EXPORTS_DIR"
-TIMEZONE_VARIABLE = "EXPORTS_TIMEZONE"
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, the value used when it is unset or empty, and what it
+    means (shown by `python -m record_exports.settings`)."""
+
+    variable: str
+    default: str
+    meaning: str
+
+    def value(self) -> str:
+        return os.environ.get(self.variable) or self.default
 
 
-def default_database_url() -> str:
-    """The embedded SQLite database, relative to the repo root rather than the cwd."""
-    return f"sqlite:///{REPO_ROOT / 'data' / 'records.db'}"
+RECORDS_DATABASE_URL = Setting(
+    "RECORDS_DATABASE_URL",
+    f"sqlite:///{REPO_ROOT / 'data' / 'records.db'}",
+    "SQLAlchemy URL of the records database (default: the embedded SQLite file)",
+)
+EXPORTS_DIR = Setting("EXPORTS_DIR", str(REPO_ROOT / "exports"), "root folder of export files")
+EXPORTS_TIMEZONE = Setting(
+    "EXPORTS_TIMEZONE", "UTC", 'time zone of the nightly schedule and of "yesterday"'
+)
+DAGSTER_HOME = Setting("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"), "Dagster instance folder")
 
-
-def records_database_url() -> str:
-    return os.environ.get(DATABASE_URL_VARIABLE) or default_database_url()
+SETTINGS: tuple[Setting, ...] = (RECORDS_DATABASE_URL, EXPORTS_DIR, EXPORTS_TIMEZONE, DAGSTER_HOME)
 
 
 def resolve_repo_path(value: str) -> Path:
@@ -27,9 +57,33 @@ def resolve_repo_path(value: str) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-def exports_dir() -> Path:
-    return resolve_repo_path(os.environ.get(EXPORTS_DIR_VARIABLE) or "exports")
+def fill_defaults(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set every unset (or empty) variable to its default, for this process and the processes
+    and Dagster runs it starts (resources read their settings through `EnvVar`)."""
+    environ = os.environ if environ is None else environ
+    for setting in SETTINGS:
+        if not environ.get(setting.variable):
+            environ[setting.variable] = setting.default
 
 
-def exports_timezone() -> str:
-    return os.environ.get(TIMEZONE_VARIABLE) or "UTC"
+def make_assignments(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """`NAME=default` for every setting the environment leaves unset, for the Makefile."""
+    environ = os.environ if environ is None else environ
+    return [f"{s.variable}={s.default}" for s in SETTINGS if not environ.get(s.variable)]
+
+
+def main(argv: Sequence[str]) -> int:
+    """`--make`: the Makefile's assignments; no argument: every setting, its value and meaning."""
+    if list(argv) == ["--make"]:
+        print("\n".join(make_assignments()))
+        return 0
+    if argv:
+        print("usage: python -m record_exports.settings [--make]", file=sys.stderr)
+        return 2
+    for setting in SETTINGS:
+        print(f"{setting.variable}={setting.value()}  # {setting.meaning}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -160,3 +160,15 @@ def test_request_inserts_a_pending_row(
     with pytest.raises(SystemExit) as exited:
         main(["request", "--format", "xml"])
     assert exited.value.code == 2
+
+
+def test_init_db_creates_the_folder_of_a_sqlite_file(
+    tmp_path: Path, dagster_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `make demo` relies on for the default `data/records.db`."""
+    database = tmp_path / "new" / "folder" / "records.db"
+    monkeypatch.setenv("RECORDS_DATABASE_URL", f"sqlite:///{database}")
+    assert main(["init-db"]) == 0
+    engine = sa.create_engine(f"sqlite:///{database}")
+    assert count_rows(engine, "bookkeeping_records") == 0
+    engine.dispose()

@@ -13,11 +13,10 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines import retries
-from pipelines.cli import INSTANCE_YAML
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.definitions import build_definitions
+from pipelines.local_instance import DEPLOY_INSTANCE_FILE, local_instance_yaml
 from record_exports.seed import seed_records
-from record_exports.settings import REPO_ROOT
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
 
@@ -81,7 +80,7 @@ def test_export_steps_share_the_records_database_pool() -> None:
 
 def _shipped_pools(source: str) -> dict[str, object]:
     """The pool settings of the instance config a user actually gets."""
-    text = INSTANCE_YAML if source == "cli" else (REPO_ROOT / "deploy" / "dagster.yaml").read_text()
+    text = local_instance_yaml() if source == "cli" else DEPLOY_INSTANCE_FILE.read_text()
     pools: dict[str, object] = yaml.safe_load(text)["concurrency"]["pools"]
     return pools
 
