@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,8 +17,15 @@ from sqlalchemy.engine import Engine
 from pipelines.local_instance import ensure_local_instance
 from record_exports.database import DatabaseSettingError, connect_checked, parse_database_url
 from record_exports.errors import ExportInputError
-from record_exports.params import parse_export_params
-from record_exports.schema import create_schema
+from record_exports.params import (
+    Compression,
+    ExportFormat,
+    ExportParams,
+    MoneyMode,
+    choices,
+    parse_export_params,
+)
+from record_exports.schema import STATUSES, create_schema
 from record_exports.settings import DAGSTER_HOME, RECORDS_DATABASE_URL, fill_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,24 +49,48 @@ def _positive(value: str) -> int:
     return number
 
 
+def _choice_option(
+    parser: argparse.ArgumentParser, flag: str, enum: type[StrEnum], default: StrEnum, text: str
+) -> None:
+    """An option taking one of the enum's values, in any case. Values are checked by
+    `parse_export_params`, so a wrong one gets the same one-line message (naming the field
+    and listing the choices) as in run config or a request row."""
+    values = choices(enum)
+    parser.add_argument(
+        flag,
+        default=default.value,
+        metavar="{" + ",".join(values) + "}",
+        help=f"{text} (default {default.value}; any case)",
+    )
+
+
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", default="csv", help="csv, ndjson, json, xlsx or parquet")
+    defaults = ExportParams()
+    _choice_option(parser, "--format", ExportFormat, defaults.format, "file format")
     parser.add_argument(
         "--account", dest="account_codes", action="append", default=[], metavar="CODE"
     )
-    parser.add_argument("--status", dest="statuses", action="append", default=[], metavar="S")
+    parser.add_argument(
+        "--status",
+        dest="statuses",
+        action="append",
+        default=[],
+        metavar="S",
+        help=f"one of {', '.join(STATUSES)} (repeatable; any case)",
+    )
     parser.add_argument("--from", dest="sale_date_from", metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="sale_date_to", metavar="YYYY-MM-DD")
     parser.add_argument("--columns", default="", help="comma-separated column names")
     parser.add_argument("--include-remarks", action="store_true")
-    parser.add_argument("--money", default="cents", help="cents or dollars")
+    _choice_option(parser, "--money", MoneyMode, defaults.money, "money as cents or dollars")
     parser.add_argument("--bom", action="store_true", help="CSV: prepend a UTF-8 BOM")
-    parser.add_argument("--compression", default="none", help="none, gzip or zstd")
+    _choice_option(parser, "--compression", Compression, defaults.compression, "CSV, NDJSON, JSON")
     parser.add_argument("--excel-safe", action="store_true", help="CSV: defuse formula cells")
 
 
-def _params_from(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+def _raw_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The export options as `parse_export_params` takes them (the fields of `ExportParams`)."""
+    raw: dict[str, Any] = {
         "format": args.format,
         "account_codes": args.account_codes,
         "statuses": args.statuses,
@@ -71,6 +103,18 @@ def _params_from(args: argparse.Namespace) -> dict[str, Any]:
         "excel_safe": args.excel_safe,
         "compression": args.compression,
     }
+    output = getattr(args, "output", None)
+    if output is not None:
+        raw["output_name"] = output.name
+    output_name = getattr(args, "output_name", None)
+    if output_name:
+        raw["output_name"] = output_name
+    return raw
+
+
+def export_params(args: argparse.Namespace) -> ExportParams:
+    """The export the options ask for; raises `ExportInputError` naming the field."""
+    return parse_export_params(_raw_params(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,11 +175,8 @@ def command_seed(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     from pipelines.export_runner import run_export_job
 
-    raw = _params_from(args)
-    if args.output is not None:
-        raw["output_name"] = args.output.name
-    params = parse_export_params(raw)
-    outcome = run_export_job(params, raw, output=args.output, terminal=sys.stderr.isatty())
+    params = export_params(args)
+    outcome = run_export_job(params, output=args.output, terminal=sys.stderr.isatty())
     if not outcome.success:
         print(f"error: export failed: {outcome.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -152,12 +193,12 @@ def command_export(args: argparse.Namespace) -> int:
 def command_request(args: argparse.Namespace) -> int:
     from pipelines.request_store import insert_request
 
-    raw = _params_from(args)
-    if args.output_name:
-        raw["output_name"] = args.output_name
-    parse_export_params(raw)
+    params = export_params(args)
     engine = _database()
-    request_id = insert_request(engine, raw, args.requested_by)
+    try:
+        request_id = insert_request(engine, params.to_config(), args.requested_by)
+    finally:
+        engine.dispose()
     print(request_id)
     return EXIT_OK
 

@@ -5,8 +5,9 @@
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import dagster as dg
 from sqlalchemy.engine import Engine
@@ -17,7 +18,14 @@ from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
 from record_exports.database import create_engine_for
 from record_exports.engine import ExportResult, run_export
-from record_exports.params import ExportParams, parse_export_params
+from record_exports.params import (
+    Compression,
+    ExportFormat,
+    ExportParams,
+    MoneyMode,
+    choices,
+    parse_export_params,
+)
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
@@ -25,21 +33,47 @@ from resources.records_database import RecordsDatabase
 EXPORT_REQUEST_TAG = "export_request_id"
 
 
-class ExportConfig(dg.Config):
-    """One export. Field names and defaults are the contract of interfaces.md."""
+def values_of(enum: type[StrEnum]) -> Any:
+    """`Literal["csv", "ndjson", ...]`: the enum's values as a config field type.
 
-    format: Literal["csv", "ndjson", "json", "xlsx", "parquet"] = "csv"
+    Not the enum itself: Dagster's config schema for a Python `Enum` takes member names
+    (`CSV`), while run configs, request rows and the Launchpad spell the values (`csv`).
+    """
+    return Literal[choices(enum)]
+
+
+if TYPE_CHECKING:
+    FormatValue: TypeAlias = str
+    MoneyValue: TypeAlias = str
+    CompressionValue: TypeAlias = str
+else:
+    FormatValue = values_of(ExportFormat)
+    MoneyValue = values_of(MoneyMode)
+    CompressionValue = values_of(Compression)
+
+_DEFAULTS = ExportParams().to_config()
+
+
+class ExportConfig(dg.Config):
+    """One export: the fields of `ExportParams` (record_exports/params.py), which validates
+    them, with its defaults. Field names are the contract of interfaces.md."""
+
+    format: FormatValue = _DEFAULTS["format"]
     account_codes: list[str] = []
     statuses: list[str] = []
     sale_date_from: str | None = None
     sale_date_to: str | None = None
     columns: list[str] = []
-    include_remarks: bool = False
-    money: Literal["cents", "dollars"] = "cents"
-    bom: bool = False
-    excel_safe: bool = False
-    compression: Literal["none", "gzip", "zstd"] = "none"
+    include_remarks: bool = _DEFAULTS["include_remarks"]
+    money: MoneyValue = _DEFAULTS["money"]
+    bom: bool = _DEFAULTS["bom"]
+    excel_safe: bool = _DEFAULTS["excel_safe"]
+    compression: CompressionValue = _DEFAULTS["compression"]
     output_name: str | None = None
+
+    def export_params(self) -> ExportParams:
+        """The validated export; raises `ExportInputError` naming the field."""
+        return parse_export_params(self.model_dump())
 
 
 def default_file_stem(run_id: str) -> str:
@@ -81,7 +115,7 @@ def _export(
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
 ) -> ExportResult:
-    params = parse_export_params(config.model_dump())
+    params = config.export_params()
     destination = export_destination(context, params, export_storage)
     return run_export(
         records_database.target(),

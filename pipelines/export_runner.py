@@ -41,9 +41,10 @@ def check_inputs(params: ExportParams) -> None:
         engine.dispose()
 
 
-def run_config_for(raw: dict[str, Any]) -> dict[str, Any]:
-    config = {key: value for key, value in raw.items() if value not in (None, [], "")}
-    return {"ops": {"export": {"config": config}}, **QUIET_LOGS}
+def run_config_for(params: ExportParams) -> dict[str, Any]:
+    """Validated params in the run config's canonical form (`CSV` typed on the command line
+    is `csv` here), so Dagster's config check never sees a value the parser accepted."""
+    return {"ops": {"export": {"config": params.to_config()}}, **QUIET_LOGS}
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -62,9 +63,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     return f"run {result.run_id} failed; see its log in the Dagster UI"
 
 
-def run_export_job(
-    params: ExportParams, raw: dict[str, Any], *, output: Path | None, terminal: bool
-) -> JobOutcome:
+def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
     check_inputs(params)
     overrides: dict[str, Any] = {"progress_reporter": ProgressReporter(terminal=terminal)}
     if output is not None:
@@ -73,7 +72,7 @@ def run_export_job(
     job = build_definitions(overrides).resolve_job_def("export_records")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=run_config_for(raw), instance=instance, raise_on_error=False
+            run_config=run_config_for(params), instance=instance, raise_on_error=False
         )
     if terminal:
         sys.stderr.write("\n")

@@ -6,6 +6,7 @@ type-checked, unknown fields are refused, lists are bounded, and each error name
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -46,24 +47,24 @@ class Compression(StrEnum):
 
 
 TEXT_FORMATS = (ExportFormat.CSV, ExportFormat.NDJSON, ExportFormat.JSON)
-PARAM_FIELDS = (
-    "format",
-    "account_codes",
-    "statuses",
-    "sale_date_from",
-    "sale_date_to",
-    "columns",
-    "include_remarks",
-    "money",
-    "bom",
-    "excel_safe",
-    "compression",
-    "output_name",
-)
+
+
+def choices(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The values a setting of this enum takes, in order: what run config, request rows and
+    the CLI spell (case aside), and what error messages list."""
+    return tuple(member.value for member in enum)
 
 
 @dataclass(frozen=True)
 class ExportParams:
+    """One export's settings, the one definition of the export options.
+
+    A new option is a field here, its parsing in `parse_export_params` (and in `to_config`
+    only if its value is not a plain bool, string, enum, date or tuple), then a field of
+    `ExportConfig` (pipelines/export_job.py) and an option of the CLI (pipelines/cli.py);
+    tests/pipelines/test_export_job.py fails until all of them agree.
+    """
+
     format: ExportFormat = ExportFormat.CSV
     account_codes: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
@@ -98,12 +99,36 @@ class ExportParams:
         name = self.output_name or default_stem
         return name if name.endswith(self.file_suffix) else name + self.file_suffix
 
+    def to_config(self) -> dict[str, Any]:
+        """The params as run config of `ExportConfig` and as request-row JSON, in canonical
+        form: enum values, ISO dates, lists, `columns` empty for the default set, unset
+        optional fields left out. `parse_export_params(params.to_config()) == params`."""
+        config: dict[str, Any] = {}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            if spec.name == "columns":
+                default = resolve_columns([], self.include_remarks)
+                value = [] if value == default else [column.name for column in value]
+            elif isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            config[spec.name] = value
+        return config
+
+
+PARAM_FIELDS = tuple(spec.name for spec in dataclasses.fields(ExportParams))
+
 
 def _choice(raw: Mapping[str, Any], name: str, enum: type[StrEnum], default: StrEnum) -> Any:
     value = raw.get(name, default.value)
     if value is None:
         return default
-    valid = ", ".join(member.value for member in enum)
+    valid = ", ".join(choices(enum))
     if not isinstance(value, str):
         raise ExportInputError(name, f"must be one of {valid}, got {type(value).__name__}")
     try:

@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.export_job import EXPORT_REQUEST_TAG, export_records
-from record_exports.columns import resolve_columns
 from record_exports.engine import resolve_account_ids
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
@@ -60,34 +59,10 @@ def validate_request(engine: Engine, params: Any) -> ExportParams:
     return parsed
 
 
-def config_for(params: ExportParams) -> dict[str, Any]:
-    """The `ExportConfig` of validated params, in canonical form (the parser accepts
-    `"CSV"` or `null` where the run config wants `"csv"` or `[]`)."""
-    default_columns = resolve_columns([], params.include_remarks)
-    config: dict[str, Any] = {
-        "format": params.format.value,
-        "account_codes": list(params.account_codes),
-        "statuses": list(params.statuses),
-        "columns": [] if params.columns == default_columns else [c.name for c in params.columns],
-        "include_remarks": params.include_remarks,
-        "money": params.money.value,
-        "bom": params.bom,
-        "excel_safe": params.excel_safe,
-        "compression": params.compression.value,
-    }
-    if params.sale_date_from is not None:
-        config["sale_date_from"] = params.sale_date_from.isoformat()
-    if params.sale_date_to is not None:
-        config["sale_date_to"] = params.sale_date_to.isoformat()
-    if params.output_name is not None:
-        config["output_name"] = params.output_name
-    return config
-
-
 def run_request_for(request_id: int, params: ExportParams) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key_for(request_id),
-        run_config={"ops": {"export": {"config": config_for(params)}}},
+        run_config={"ops": {"export": {"config": params.to_config()}}},
         tags={EXPORT_REQUEST_TAG: str(request_id)},
     )
 

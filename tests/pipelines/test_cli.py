@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.cli import main
 from record_exports.schema import export_requests
+from record_exports.seed import seed_records
 from tests.conftest import count_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,3 +174,49 @@ def test_init_db_creates_the_folder_of_a_sqlite_file(
     engine = sa.create_engine(f"sqlite:///{database}")
     assert count_rows(engine, "bookkeeping_records") == 0
     engine.dispose()
+
+
+def test_option_values_are_case_insensitive(
+    postgres_url: str,
+    pg_engine: Engine,
+    dagster_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seed_records(pg_engine, 200, 2, seed=3)
+    monkeypatch.setenv("RECORDS_DATABASE_URL", postgres_url)
+    assert main(["export", "--format", "CSV", "--money", "DOLLARS", "--compression", "GZIP"]) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    path = Path(printed.out.split("\t")[0])
+    assert path.name.endswith(".csv.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as text:
+        header = text.readline().strip().split(",")
+    assert header[-1] == "profit"
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "valid"),
+    [
+        (["--format", "XML"], "format", "csv, ndjson, json, xlsx, parquet"),
+        (["--money", "Euros"], "money", "cents, dollars"),
+        (["--compression", "BROTLI"], "compression", "none, gzip, zstd"),
+    ],
+)
+def test_unknown_choice_is_one_line_exit_2_before_any_query(
+    dagster_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    field: str,
+    valid: str,
+) -> None:
+    """The database is unreachable: had the CLI queried it, the error would say so."""
+    monkeypatch.setenv("RECORDS_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing")
+    with pytest.raises(SystemExit) as exited:
+        main(["export", *args])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith(f"error: {field}: unknown value") and valid in error
+    assert files_under(dagster_env) == []

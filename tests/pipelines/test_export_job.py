@@ -10,11 +10,17 @@ import polars as pl
 import pytest
 from sqlalchemy.engine import Engine
 
+from pipelines import request_store
+from pipelines.cli import build_parser, export_params
 from pipelines.definitions import build_definitions
+from pipelines.export_job import ExportConfig
+from pipelines.sensors.export_requests import run_request_for, validate_request
+from record_exports.params import PARAM_FIELDS, ExportParams, parse_export_params
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
+from tests.dagster_support import Setup
 
 
 def execute(
@@ -139,3 +145,102 @@ def test_progress_lines_reach_the_run_log(
         )
         messages = [record.user_message for record in instance.all_logs(result.run_id)]
     assert any("rows written" in message and "rows/s" in message for message in messages)
+
+
+# Every field of ExportParams set away from its default by at least one case (checked below).
+SOURCES: list[tuple[dict[str, Any], list[str]]] = [
+    (
+        {
+            "format": "csv",
+            "account_codes": ["ACC2", "ACC1"],
+            "statuses": ["SUCCESSFUL", "RETURN_CLOSED"],
+            "sale_date_from": "2026-01-01",
+            "sale_date_to": "2026-01-31",
+            "columns": ["id", "order_remark", "profit_cents"],
+            "include_remarks": True,
+            "money": "dollars",
+            "bom": True,
+            "excel_safe": True,
+            "compression": "gzip",
+            "output_name": "january",
+        },
+        [
+            "--format=CSV",
+            "--account=ACC2",
+            "--account=ACC1",
+            "--status=successful",
+            "--status=RETURN_CLOSED",
+            "--from=2026-01-01",
+            "--to=2026-01-31",
+            "--columns=id, order_remark,profit_cents",
+            "--include-remarks",
+            "--money=DOLLARS",
+            "--bom",
+            "--excel-safe",
+            "--compression=GZIP",
+            "--output-name=january",
+        ],
+    ),
+    (
+        {
+            "format": "ndjson",
+            "account_codes": [],
+            "statuses": [],
+            "columns": [],
+            "include_remarks": True,
+            "money": "cents",
+            "bom": False,
+            "excel_safe": False,
+            "compression": "zstd",
+        },
+        ["--format=NDJson", "--include-remarks", "--compression=zstd"],
+    ),
+]
+
+
+def params_through_every_source(
+    setup: Setup, config: dict[str, Any], cli_args: list[str]
+) -> list[ExportParams]:
+    """The same export asked for on the command line, in the Launchpad, and as a request row
+    (inserted, read back, turned into its run's config by the sensor's functions)."""
+    from_cli = export_params(build_parser().parse_args(["request", *cli_args]))
+    job = setup.defs.resolve_job_def("export_records")
+
+    def launched(run_config: dict[str, Any]) -> ExportParams:
+        processed = dg.validate_run_config(job, run_config)
+        return ExportConfig(**processed["ops"]["export"]["config"]).export_params()
+
+    from_launchpad = launched({"ops": {"export": {"config": config}}})
+    request_id = request_store.insert_request(setup.engine, config, "tests")
+    row = request_store.get_request(setup.engine, request_id)
+    assert row is not None
+    request = run_request_for(request_id, validate_request(setup.engine, row.params))
+    from_request = launched(request.run_config)
+    return [from_cli, from_launchpad, from_request]
+
+
+@pytest.mark.parametrize(("config", "cli_args"), SOURCES)
+def test_cli_launchpad_and_request_rows_give_the_same_params(
+    dagster_setup: Setup, config: dict[str, Any], cli_args: list[str]
+) -> None:
+    from_cli, from_launchpad, from_request = params_through_every_source(
+        dagster_setup, config, cli_args
+    )
+    assert from_cli == from_launchpad == from_request
+    assert from_cli.to_config() == config
+    assert parse_export_params(from_cli.to_config()) == from_cli
+
+
+def test_the_sources_cover_every_field_and_agree_on_defaults() -> None:
+    defaults = ExportParams()
+    changed = {
+        name
+        for config, _ in SOURCES
+        for name in PARAM_FIELDS
+        if getattr(parse_export_params(config), name) != getattr(defaults, name)
+    }
+    assert changed == set(PARAM_FIELDS)
+    assert list(ExportConfig.model_fields) == list(PARAM_FIELDS)
+    assert ExportConfig().export_params() == defaults
+    assert export_params(build_parser().parse_args(["request"])) == defaults
+    assert parse_export_params(defaults.to_config()) == defaults
