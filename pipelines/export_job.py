@@ -3,8 +3,6 @@
 # No `from __future__ import annotations`: Dagster reads the op's type annotations at runtime.
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -16,7 +14,6 @@ from pipelines import request_store
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
-from record_exports.database import create_engine_for
 from record_exports.engine import ExportResult, run_export
 from record_exports.params import (
     Compression,
@@ -97,21 +94,11 @@ def request_id_of(run: dg.DagsterRun) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-@contextmanager
-def requests_engine(records_database: RecordsDatabase) -> Iterator[Engine]:
-    """The request table lives in the records database; a plain engine, so that an
-    unreachable server raises the driver's error, which the retry logic recognises."""
-    engine = create_engine_for(records_database.target())
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def _export(
     context: dg.OpExecutionContext,
     config: ExportConfig,
     records_database: RecordsDatabase,
+    engine: Engine,
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
 ) -> ExportResult:
@@ -124,6 +111,7 @@ def _export(
         run_id=context.run_id,
         progress=progress_reporter.callback(context.log, destination.name),
         rows_per_sheet=export_storage.xlsx_rows_per_sheet,
+        engine=engine,
     )
 
 
@@ -143,24 +131,25 @@ def export_op(
     `running` at the start, `succeeded` with path and row count at the end, `failed` with
     the error when the step gives up (transient database errors are retried first). The
     run-status sensors write the same outcome again, which changes nothing; they alone
-    cover runs that die before or outside this step."""
+    cover runs that die before or outside this step. Every write-back and the account
+    lookup use the resource's one engine."""
     request_id = request_id_of(context.run)
 
     def write_failure(message: str) -> None:
         if request_id is not None:
-            with requests_engine(records_database) as engine:
+            with records_database.engine() as engine:
                 request_store.mark_failed(engine, request_id, message, run_id=context.run_id)
 
-    with export_step_errors(context, on_give_up=write_failure):
+    with export_step_errors(context, on_give_up=write_failure), records_database.engine() as engine:
         if request_id is not None:
-            with requests_engine(records_database) as engine:
-                request_store.mark_running(engine, request_id, context.run_id)
-        result = _export(context, config, records_database, export_storage, progress_reporter)
+            request_store.mark_running(engine, request_id, context.run_id)
+        result = _export(
+            context, config, records_database, engine, export_storage, progress_reporter
+        )
         if request_id is not None:
-            with requests_engine(records_database) as engine:
-                request_store.mark_succeeded(
-                    engine, request_id, context.run_id, str(result.path), result.row_count
-                )
+            request_store.mark_succeeded(
+                engine, request_id, context.run_id, str(result.path), result.row_count
+            )
     log_result(context.log, result)
     return dg.Output(str(result.path), metadata=export_metadata(result))
 

@@ -93,6 +93,18 @@ def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
     return [found[code] for code in codes]
 
 
+def _account_ids(target: DatabaseTarget, codes: Sequence[str], engine: Engine | None) -> list[str]:
+    if not codes:
+        return []
+    if engine is not None:
+        return resolve_account_ids(engine, codes)
+    temporary = create_engine_for(target)
+    try:
+        return resolve_account_ids(temporary, codes)
+    finally:
+        temporary.dispose()
+
+
 def default_batches(
     target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
@@ -118,21 +130,17 @@ def run_export(
     progress: ProgressCallback | None = None,
     rows_per_sheet: int = EXCEL_MAX_ROWS_PER_SHEET,
     batches: BatchSource = default_batches,
+    engine: Engine | None = None,
 ) -> ExportResult:
     """Write the selected records to `destination` atomically, then its manifest.
 
-    Raises `ExportInputError` (before reading any record) for bad input; any other error
-    leaves nothing under `destination`.
+    `engine`, an engine on the same database that the caller already holds (a Dagster run's),
+    serves the account-code lookup; without one, a short-lived engine is made for it, only
+    when there are codes to look up. Raises `ExportInputError` (before reading any record)
+    for bad input; any other error leaves nothing under `destination`.
     """
     started = time.monotonic()
-    account_ids: list[str] = []
-    if params.account_codes:
-        # Only account codes need SQLAlchemy here; without them, no engine to set up.
-        engine = create_engine_for(target)
-        try:
-            account_ids = resolve_account_ids(engine, params.account_codes)
-        finally:
-            engine.dispose()
+    account_ids = _account_ids(target, params.account_codes, engine)
     options = SinkOptions(
         columns=params.columns,
         money=params.money,

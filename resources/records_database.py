@@ -6,29 +6,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
-from record_exports.database import (
-    DatabaseTarget,
-    connect_checked,
-    parse_database_url,
-)
+from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
 
 
 class RecordsDatabase(dg.ConfigurableResource):
-    """Where records live. Wire `url` with `dg.EnvVar("RECORDS_DATABASE_URL")` so the value,
-    which may hold a password, is read at launch and never shown in the UI or logs."""
+    """Where records live, and the one SQLAlchemy engine a run or a sensor tick uses on it.
+
+    Wire `url` with `dg.EnvVar("RECORDS_DATABASE_URL")` so the value, which may hold a
+    password, is read at launch and never shown in the UI or logs. The engine is created on
+    first use and disposed when Dagster tears the resource down at the end of the run or tick,
+    so a request run (its status write-backs and the account lookup) opens one engine. A
+    sensor called directly must be called inside `with build_sensor_context(...) as context:`
+    for that teardown to happen.
+    """
 
     url: str
+    _engine: Engine | None = PrivateAttr(default=None)
 
     def target(self) -> DatabaseTarget:
         return parse_database_url(self.url)
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
-        """A checked engine for the length of a `with` block, disposed of after it."""
-        engine = connect_checked(self.url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+        """The resource's engine for a `with` block; it stays open until teardown.
+
+        It is not checked with a query first: an unreachable server raises the driver's
+        own error where the engine is used, which the retry logic recognises as transient.
+        """
+        if self._engine is None:
+            self._engine = create_engine_for(self.target())
+        yield self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines import request_store
-from pipelines.export_job import export_records, request_id_of, requests_engine
+from pipelines.export_job import export_records, request_id_of
 from resources.records_database import RecordsDatabase
 
 INTERVAL_SECONDS = 10
@@ -50,7 +50,7 @@ def fail_request_of(run: dg.DagsterRun, records_database: RecordsDatabase, messa
     request_id = request_id_of(run)
     if request_id is None:
         return
-    with requests_engine(records_database) as engine:
+    with records_database.engine() as engine:
         request_store.mark_failed(engine, request_id, message, run_id=run.run_id)
 
 
@@ -70,7 +70,7 @@ def export_request_succeeded_sensor(
         return
     run_id = context.dagster_run.run_id
     output = export_output(context.instance, run_id)
-    with requests_engine(records_database) as engine:
+    with records_database.engine() as engine:
         if output is None:
             request_store.mark_failed(
                 engine, request_id, "the run succeeded but reported no file", run_id=run_id

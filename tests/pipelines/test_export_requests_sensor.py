@@ -18,10 +18,10 @@ from tests.dagster_support import Setup
 
 def tick(setup: Setup, cursor: str | None = None) -> dg.SensorResult:
     sensor = setup.defs.resolve_sensor_def("export_requests_sensor")
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
-    )
-    result = sensor(context)
+    ) as context:
+        result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 

@@ -17,10 +17,10 @@ from tests.dagster_support import Setup, busiest_partitions
 
 
 def tick(setup: Setup, name: str, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
-    )
-    result = setup.defs.resolve_sensor_def(name)(context)
+    ) as context:
+        result = setup.defs.resolve_sensor_def(name)(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
 

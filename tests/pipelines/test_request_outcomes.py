@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -15,6 +16,7 @@ from pipelines import request_store
 from pipelines.sensors.export_requests import run_request_for, validate_request
 from record_exports.schema import accounts, export_requests
 from tests.dagster_support import Setup
+from tests.factories import libpq_url
 
 
 def queued_request(setup: Setup, params: dict[str, Any]) -> tuple[int, dg.RunRequest]:
@@ -43,15 +45,15 @@ def run_sensor(
 ) -> None:
     run = setup.instance.get_run_by_id(run_id)
     assert run is not None
-    context = dg.build_run_status_sensor_context(
+    sensor = setup.defs.resolve_sensor_def(name)
+    with dg.build_run_status_sensor_context(
         sensor_name=name,
         dagster_event=status_event(setup.instance, run_id, kind),
         dagster_instance=setup.instance,
         dagster_run=run,
         resources=setup.resources,
-    )
-    sensor = setup.defs.resolve_sensor_def(name)
-    sensor(context.for_run_failure() if failure else context)  # type: ignore[operator]
+    ) as context:
+        sensor(context.for_run_failure() if failure else context)  # type: ignore[operator]
 
 
 def set_status(engine: Engine, request_id: int, status: str) -> None:
@@ -221,3 +223,38 @@ def test_write_backs_never_move_a_row_backwards(dagster_setup: Setup) -> None:
     assert not request_store.mark_running(engine, request_id, "r2")
     assert not request_store.reject_request(engine, request_id, "no")
     assert get(engine, request_id).status == "succeeded"
+
+
+def records_database_sessions(setup: Setup) -> int:
+    """Client sessions on the records database other than the one asking."""
+    with psycopg.connect(libpq_url(setup.url), autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_request_run_opens_one_engine_and_closes_it(dagster_setup: Setup) -> None:
+    """Status write-backs and the account lookup share the resource's engine, which the
+    resource's teardown disposes: one pool connects to the records database, none is left."""
+    request_id, request = queued_request(dagster_setup, {"account_codes": ["ACC1", "ACC3"]})
+    dagster_setup.engine.dispose()
+    database = dagster_setup.engine.url.database
+    pools: list[object] = []
+
+    def first_connect(dbapi_connection: Any, _record: Any) -> None:
+        if getattr(getattr(dbapi_connection, "info", None), "dbname", None) == database:
+            pools.append(dbapi_connection)
+
+    sa.event.listen(sa.pool.Pool, "first_connect", first_connect)
+    try:
+        result = launch(dagster_setup, request)
+    finally:
+        sa.event.remove(sa.pool.Pool, "first_connect", first_connect)
+    assert result.success
+    assert get(dagster_setup.engine, request_id).status == "succeeded"
+    assert len(pools) == 1
+    dagster_setup.engine.dispose()
+    assert records_database_sessions(dagster_setup) == 0
