@@ -1,10 +1,14 @@
-"""The columns an export can name: their kinds, the default set, and validation."""
+"""The columns an export can name: their kinds and how each kind is typed, the default set,
+and validation."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+import polars as pl
+import pyarrow as pa
 
 from record_exports.errors import ExportInputError
 
@@ -17,6 +21,33 @@ class ColumnKind(StrEnum):
     TIMESTAMP = "timestamp"
 
 
+UTC = "UTC"
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """How one kind of column is typed.
+
+    `frame`: its Polars dtype in an export frame, what every sink is handed (frames.py makes
+    every batch so, whatever the database). `sqlite_arrow`: its Arrow type as the SQLite reader
+    builds batches; SQLite has no date types and keeps dates and timestamps as ISO text, which
+    frames.py parses.
+    """
+
+    frame: pl.DataType
+    sqlite_arrow: pa.DataType
+
+
+COLUMN_TYPES: dict[ColumnKind, ColumnType] = {
+    ColumnKind.TEXT: ColumnType(pl.String(), pa.string()),
+    ColumnKind.INTEGER: ColumnType(pl.Int64(), pa.int64()),
+    ColumnKind.MONEY: ColumnType(pl.Int64(), pa.int64()),
+    ColumnKind.DATE: ColumnType(pl.Date(), pa.string()),
+    ColumnKind.TIMESTAMP: ColumnType(pl.Datetime("us", UTC), pa.string()),
+}
+"""The one map from a column kind to its types (money is Int64 cents in every frame)."""
+
+
 class MoneyMode(StrEnum):
     CENTS = "cents"
     DOLLARS = "dollars"
@@ -24,14 +55,15 @@ class MoneyMode(StrEnum):
 
 @dataclass(frozen=True)
 class OutputColumn:
-    """One exported column. `name` is the canonical (cents) name the engine's frames use.
-
-    Frame dtypes by kind: TEXT String, INTEGER Int64, MONEY Int64 cents, DATE Date,
-    TIMESTAMP Datetime("us", "UTC").
-    """
+    """One exported column. `name` is the canonical (cents) name the engine's frames use."""
 
     name: str
     kind: ColumnKind
+
+    @property
+    def dtype(self) -> pl.DataType:
+        """Its dtype in an export frame (`COLUMN_TYPES`)."""
+        return COLUMN_TYPES[self.kind].frame
 
     @property
     def is_money(self) -> bool:

@@ -11,29 +11,25 @@ from collections.abc import Sequence
 import polars as pl
 import pyarrow as pa
 
-from record_exports.columns import ALL_COLUMNS, ColumnKind, OutputColumn
+from record_exports.columns import ALL_COLUMNS, COLUMN_TYPES, UTC, ColumnKind, OutputColumn
 from record_exports.money import COMPUTED_EXPRESSIONS
-
-UTC = "UTC"
-TIMESTAMP_DTYPE = pl.Datetime("us", UTC)
 
 
 def _normalized(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The source column `name` cast to its kind's frame dtype; ISO text (SQLite) parsed, a
+    timestamp without a time zone taken as UTC."""
     kind = ALL_COLUMNS[name]
+    target = COLUMN_TYPES[kind].frame
     column = pl.col(name)
-    if kind is ColumnKind.DATE:
-        if dtype == pl.String:
-            return column.str.to_date("%Y-%m-%d")
-        return column.cast(pl.Date)
+    if kind is ColumnKind.DATE and dtype == pl.String:
+        return column.str.to_date("%Y-%m-%d")
     if kind is ColumnKind.TIMESTAMP:
         if dtype == pl.String:
             return column.str.to_datetime(time_unit="us", time_zone=UTC)
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
             return column.cast(pl.Datetime("us")).dt.replace_time_zone(UTC)
         return column.cast(pl.Datetime("us")).dt.convert_time_zone(UTC)
-    if kind in (ColumnKind.MONEY, ColumnKind.INTEGER):
-        return column.cast(pl.Int64)
-    return column.cast(pl.String)
+    return column.cast(target)
 
 
 def export_frame(raw: pl.LazyFrame, columns: Sequence[OutputColumn]) -> pl.LazyFrame:
@@ -57,11 +53,4 @@ def batch_to_frame(batch: pa.RecordBatch, columns: Sequence[OutputColumn]) -> pl
 
 def empty_frame(columns: Sequence[OutputColumn]) -> pl.DataFrame:
     """The zero-row frame of an export, so every sink can still write its header."""
-    dtypes: dict[ColumnKind, pl.DataType | type[pl.DataType]] = {
-        ColumnKind.TEXT: pl.String,
-        ColumnKind.INTEGER: pl.Int64,
-        ColumnKind.MONEY: pl.Int64,
-        ColumnKind.DATE: pl.Date,
-        ColumnKind.TIMESTAMP: TIMESTAMP_DTYPE,
-    }
-    return pl.DataFrame(schema={column.name: dtypes[column.kind] for column in columns})
+    return pl.DataFrame(schema={column.name: column.dtype for column in columns})

@@ -14,20 +14,11 @@ from contextlib import closing
 
 import pyarrow as pa
 
-from record_exports.columns import ALL_COLUMNS, ColumnKind
+from record_exports.columns import ALL_COLUMNS, COLUMN_TYPES
 from record_exports.database import DatabaseTarget
 from record_exports.query import CompiledQuery
 
 SQLITE_BATCH_ROWS = 50_000
-
-_ARROW_TYPES = {
-    ColumnKind.TEXT: pa.string(),
-    ColumnKind.INTEGER: pa.int64(),
-    ColumnKind.MONEY: pa.int64(),
-    # SQLite stores both as ISO text; frames.normalize parses them.
-    ColumnKind.DATE: pa.string(),
-    ColumnKind.TIMESTAMP: pa.string(),
-}
 
 
 def iter_sqlite_batches(
@@ -38,7 +29,7 @@ def iter_sqlite_batches(
     with closing(sqlite3.connect(uri, uri=True)) as connection:
         cursor = connection.execute(query.sql, query.parameters)
         names = [description[0] for description in cursor.description]
-        schema = pa.schema([(name, _ARROW_TYPES[ALL_COLUMNS[name]]) for name in names])
+        schema = pa.schema([(name, COLUMN_TYPES[ALL_COLUMNS[name]].sqlite_arrow) for name in names])
         while rows := cursor.fetchmany(batch_rows):
             columns = list(zip(*rows, strict=True))
             yield pa.RecordBatch.from_arrays(

@@ -57,14 +57,6 @@ _WORKBOOK_OPTIONS: dict[str, Any] = {
     "use_zip64": True,
 }
 
-_FRAME_DTYPES: dict[ColumnKind, pl.DataType] = {
-    ColumnKind.TEXT: pl.String(),
-    ColumnKind.INTEGER: pl.Int64(),
-    ColumnKind.MONEY: pl.Int64(),
-    ColumnKind.DATE: pl.Date(),
-    ColumnKind.TIMESTAMP: pl.Datetime("us", "UTC"),
-}
-
 
 def _display_width(kind: ColumnKind, value: Any) -> int:
     """Characters Excel shows for a sampled cell; only used to size columns."""
@@ -211,10 +203,8 @@ class XlsxSink:
         if batch.columns != self._names:
             raise ValueError(f"batch columns {batch.columns} are not the export's {self._names}")
         for output, dtype in zip(self._columns, batch.dtypes, strict=True):
-            if dtype != _FRAME_DTYPES[output.kind]:
-                raise ValueError(
-                    f"column {output.name!r} is {dtype}, expected {_FRAME_DTYPES[output.kind]}"
-                )
+            if dtype != output.dtype:
+                raise ValueError(f"column {output.name!r} is {dtype}, expected {output.dtype}")
 
     def _start_sheet(self) -> None:
         """Finish the current sheet, if any, and open the next with header, freeze and widths."""

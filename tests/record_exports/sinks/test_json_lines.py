@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from record_exports.columns import ALL_COLUMNS, MoneyMode, resolve_columns
-from record_exports.frames import TIMESTAMP_DTYPE
 from record_exports.sinks.base import SinkOptions
 from record_exports.sinks.ndjson import object_lines
 from record_exports.sinks.text import rendered
@@ -62,7 +61,7 @@ def frame(height: int) -> pl.DataFrame:
                 dt.datetime(2026, 3, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=i * 123_457)
                 for i in range(height)
             ]
-            data[name] = pl.Series(name, moments, dtype=TIMESTAMP_DTYPE)
+            data[name] = pl.Series(name, moments, dtype=column.dtype)
     return pl.DataFrame(data)
 
 

@@ -20,13 +20,6 @@ from record_exports.columns import ColumnKind, MoneyMode, OutputColumn, column, 
 from record_exports.sinks.base import SinkOptions, SinkReport
 from record_exports.sinks.xlsx import XlsxSink
 
-DTYPES: dict[ColumnKind, pl.DataType] = {
-    ColumnKind.TEXT: pl.String(),
-    ColumnKind.INTEGER: pl.Int64(),
-    ColumnKind.MONEY: pl.Int64(),
-    ColumnKind.DATE: pl.Date(),
-    ColumnKind.TIMESTAMP: pl.Datetime("us", "UTC"),
-}
 UTC = dt.UTC
 ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 CELL_XML = re.compile(r'<c r="([A-Z]+[0-9]+)".*?</c>', re.DOTALL)
@@ -61,7 +54,7 @@ def frame(columns: Sequence[OutputColumn], data: dict[str, list[Any]]) -> pl.Dat
     """A batch as the engine hands it over: exactly the columns, canonical names and dtypes."""
     return pl.DataFrame(
         {output.name: data[output.name] for output in columns},
-        schema={output.name: DTYPES[output.kind] for output in columns},
+        schema={output.name: output.dtype for output in columns},
     )
 
 
