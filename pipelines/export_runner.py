@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.dagster_events import output_metadata, step_failure_message
 from pipelines.definitions import build_definitions
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
@@ -47,22 +48,6 @@ def run_config_for(params: ExportParams) -> dict[str, Any]:
     return {"ops": {"export": {"config": params.to_config()}}, **QUIET_LOGS}
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """The root cause in one line: a `Failure`'s description, else the innermost error."""
-    for event in result.all_events:
-        if not event.is_step_failure or event.step_failure_data is None:
-            continue
-        user_failure = event.step_failure_data.user_failure_data
-        if user_failure is not None and user_failure.description:
-            return user_failure.description
-        error = event.step_failure_data.error
-        while error is not None and error.cause is not None:
-            error = error.cause
-        if error is not None:
-            return error.message.strip().splitlines()[0]
-    return f"run {result.run_id} failed; see its log in the Dagster UI"
-
-
 def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
     check_inputs(params)
     overrides: dict[str, Any] = {"progress_reporter": ProgressReporter(terminal=terminal)}
@@ -74,22 +59,20 @@ def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool)
         result = job.execute_in_process(
             run_config=run_config_for(params), instance=instance, raise_on_error=False
         )
+        metadata = output_metadata(instance, result.run_id) if result.success else {}
     if terminal:
         sys.stderr.write("\n")
     if not result.success:
-        return JobOutcome(False, result.run_id, error=_failure_message(result))
-    metadata = _output_metadata(result)
+        error = step_failure_message(result.get_step_failure_events())
+        return JobOutcome(
+            False,
+            result.run_id,
+            error=error or f"run {result.run_id} failed; see its log in the Dagster UI",
+        )
     return JobOutcome(
         True,
         result.run_id,
-        path=result.output_for_node("export"),
+        path=str(result.output_for_node("export")),
         row_count=int(metadata.get("dagster/row_count", 0)),
         truncated_cells=int(metadata.get("truncated_cells", 0)),
     )
-
-
-def _output_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    for event in result.all_events:
-        if event.is_successful_output and event.step_output_data is not None:
-            return {key: entry.value for key, entry in event.step_output_data.metadata.items()}
-    return {}

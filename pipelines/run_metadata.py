@@ -10,19 +10,25 @@ import dagster as dg
 from record_exports.engine import ExportResult
 
 
-def export_metadata(result: ExportResult) -> dict[str, Any]:
-    """The metadata every export run and materialization carries."""
+def metadata_value(value: Any) -> dg.MetadataValue:
+    """A plain value as Dagster metadata: a whole number as a number, text as text, lists and
+    objects as JSON."""
+    if isinstance(value, str):
+        return dg.MetadataValue.text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dg.MetadataValue.int(value)
+    return dg.MetadataValue.json(value)
+
+
+def export_metadata(result: ExportResult) -> dict[str, dg.MetadataValue]:
+    """The metadata every export run carries: `ExportResult.metadata()`, with the row count
+    under Dagster's own name and the path as a path, plus the seconds the export took."""
+    facts = result.metadata()
     return {
-        "dagster/row_count": dg.MetadataValue.int(result.row_count),
-        "path": dg.MetadataValue.path(str(result.path)),
-        "bytes": dg.MetadataValue.int(result.bytes),
-        "sha256": dg.MetadataValue.text(result.sha256),
-        "format": dg.MetadataValue.text(result.format),
-        "columns": dg.MetadataValue.json(result.columns),
-        "filters": dg.MetadataValue.json(result.filters),
-        "money": dg.MetadataValue.text(result.money),
+        "dagster/row_count": dg.MetadataValue.int(facts.pop("row_count")),
+        "path": dg.MetadataValue.path(facts.pop("path")),
+        **{name: metadata_value(value) for name, value in facts.items()},
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-        "truncated_cells": dg.MetadataValue.int(result.truncated_cells),
     }
 
 

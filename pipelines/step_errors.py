@@ -14,15 +14,9 @@ from contextlib import contextmanager
 import dagster as dg
 
 from pipelines.retries import can_retry, retry_request
-from record_exports.errors import ExportInputError
+from record_exports.errors import ExportInputError, first_line
 
 GiveUpCallback = Callable[[str], None]
-
-
-def first_line(error: BaseException) -> str:
-    """`Type: first line of the message`, for request rows and one-line summaries."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def invalid_input(error: ExportInputError, what: str = "export config") -> dg.Failure:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from record_exports.errors import first_line
 from record_exports.settings import RECORDS_DATABASE_URL
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
@@ -92,7 +93,7 @@ def connect_checked(raw: str, variable: str = RECORDS_DATABASE_URL.variable) -> 
             connection.execute(sa.text("SELECT 1"))
     except DBAPIError as error:
         engine.dispose()
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        reason = first_line(str(error.orig) if error.orig else str(error))
         where = target.url.render_as_string(hide_password=True)
         raise DatabaseSettingError(f"{variable} ({where}) is unreachable: {reason}") from None
     return engine

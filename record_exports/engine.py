@@ -46,30 +46,50 @@ BatchSource = Callable[[DatabaseTarget, ExportParams, Sequence[str]], Iterator[p
 
 @dataclass(frozen=True)
 class ExportResult:
+    """A finished export: where its file and manifest are, what the manifest says, and what
+    the sink noticed."""
+
     path: Path
     manifest_path: Path
-    row_count: int
-    bytes: int
-    sha256: str
-    format: str
-    columns: list[str]
-    filters: dict[str, Any]
-    money: str
+    manifest: Manifest
     seconds: float
     warnings: list[str] = field(default_factory=list)
     truncated_cells: int = 0
 
+    @property
+    def row_count(self) -> int:
+        return self.manifest.row_count
+
+    @property
+    def bytes(self) -> int:
+        return self.manifest.bytes
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest.sha256
+
+    @property
+    def format(self) -> str:
+        return self.manifest.format
+
+    @property
+    def columns(self) -> list[str]:
+        return self.manifest.columns
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        return self.manifest.filters
+
+    @property
+    def money(self) -> str:
+        return self.manifest.money
+
     def metadata(self) -> dict[str, Any]:
-        """Plain values for run metadata and request rows."""
+        """The one description of an export as plain values: the path, what its manifest
+        says, and the cells cut. Run metadata (pipelines/run_metadata.py) is made from it."""
         return {
             "path": str(self.path),
-            "row_count": self.row_count,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-            "format": self.format,
-            "columns": self.columns,
-            "filters": self.filters,
-            "money": self.money,
+            **self.manifest.describe(),
             "truncated_cells": self.truncated_cells,
         }
 
@@ -184,13 +204,7 @@ def run_export(
     return ExportResult(
         path=destination,
         manifest_path=manifest_file,
-        row_count=row_count,
-        bytes=size,
-        sha256=sha256,
-        format=params.format.value,
-        columns=manifest.columns,
-        filters=manifest.filters,
-        money=manifest.money,
+        manifest=manifest,
         seconds=time.monotonic() - started,
         warnings=report.warnings,
         truncated_cells=report.truncated_cells,

@@ -1,4 +1,7 @@
-"""Errors the engine raises on purpose; the CLI maps them to exit codes, Dagster to failed runs."""
+"""Errors the engine raises on purpose, and the one-line form every error is reported in.
+
+The CLI maps them to exit codes, Dagster to failed runs.
+"""
 
 from __future__ import annotations
 
@@ -12,5 +15,12 @@ class ExportInputError(ValueError):
         self.message = message
 
 
-class ExportFailedError(RuntimeError):
-    """The export started but could not finish; no file was left under a final name."""
+def first_line(error: BaseException | str) -> str:
+    """One line for a request row, a log line or a CLI message: an exception as
+    `Type: first line of its message` (its type alone when it has none), an error text (one
+    Dagster recorded, or a driver's) as its first non-blank line."""
+    if isinstance(error, str):
+        lines = error.strip().splitlines()
+        return lines[0].strip() if lines else ""
+    text = first_line(str(error))
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -13,6 +13,8 @@ from record_exports.atomic import write_bytes_atomically
 
 @dataclass(frozen=True)
 class Manifest:
+    """What `<file>.manifest.json` records about an export file."""
+
     format: str
     columns: list[str]
     filters: dict[str, Any]
@@ -23,7 +25,9 @@ class Manifest:
     created_at: dt.datetime
     run_id: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
+        """What the file is, as plain JSON values: the facts run metadata, materializations
+        and request rows report as well (through `ExportResult.metadata`)."""
         return {
             "format": self.format,
             "columns": self.columns,
@@ -32,6 +36,12 @@ class Manifest:
             "row_count": self.row_count,
             "bytes": self.bytes,
             "sha256": self.sha256,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest file's content: `describe()`, then when and by which run."""
+        return {
+            **self.describe(),
             "created_at": self.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             "run_id": self.run_id,
         }

@@ -10,11 +10,10 @@ again; the guarded UPDATEs of request_store make a second write a no-op and neve
 
 from __future__ import annotations
 
-from typing import Any
-
 import dagster as dg
 
 from pipelines import request_store
+from pipelines.dagster_events import output_metadata, step_failure_message
 from pipelines.export_job import export_records, request_id_of
 from resources.records_database import RecordsDatabase
 
@@ -23,25 +22,20 @@ INTERVAL_SECONDS = 10
 
 def export_output(instance: dg.DagsterInstance, run_id: str) -> tuple[str, int] | None:
     """(path, row_count) from the `export` step's output metadata of a run."""
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
-        event = entry.dagster_event
-        data = event.step_output_data if event is not None else None
-        if data is None:
-            continue
-        path, rows = data.metadata.get("path"), data.metadata.get("dagster/row_count")
-        if path is not None and rows is not None:
-            return str(path.value), int(rows.value)  # type: ignore[arg-type]
-    return None
+    metadata = output_metadata(instance, run_id)
+    path, rows = metadata.get("path"), metadata.get("dagster/row_count")
+    if path is None or rows is None:
+        return None
+    return str(path), int(rows)
 
 
 def failure_message(context: dg.RunFailureSensorContext) -> str:
-    """The first step error when a step failed, else why the run failed."""
-    for event in context.get_step_failure_events():
-        data: Any = event.event_specific_data
-        error = getattr(data, "error", None)
-        if error is not None and error.message.strip():
-            return str(error.message).strip().splitlines()[0]
-    return context.failure_event.message or "the run failed"
+    """Why the first failed step failed, else why the run failed."""
+    return (
+        step_failure_message(context.get_step_failure_events())
+        or context.failure_event.message
+        or "the run failed"
+    )
 
 
 def fail_request_of(run: dg.DagsterRun, records_database: RecordsDatabase, message: str) -> None:

@@ -1,0 +1,46 @@
+"""What the CLI and the request sensors read from Dagster's event records, in one place.
+
+Dagster has no public call for these: a step's output metadata as seen from outside the
+run, and why a step failed (a `Failure`'s description, or the error). They are read here
+through `DagsterEvent.step_output_data`, `DagsterEvent.step_failure_data` (its
+`user_failure_data` and its `error`, a `SerializableErrorInfo` with `.message` and `.cause`)
+and `EventLogEntry.dagster_event` of `DagsterInstance.all_logs`.
+tests/pipelines/test_dagster_events.py probes each of them against real runs, so a Dagster
+upgrade that changes one fails there, by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+
+from record_exports.errors import first_line
+
+
+def output_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    """The metadata values of the run's first step output that carried any."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        metadata = event.step_output_data.metadata
+        if metadata:
+            return {key: value.value for key, value in metadata.items()}
+    return {}
+
+
+def step_failure_message(failures: Iterable[dg.DagsterEvent]) -> str | None:
+    """Why the first failed step failed, in one line: the description of a `Failure` it
+    raised, else the first line of the innermost error (the root cause), else None."""
+    for event in failures:
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return first_line(data.user_failure_data.description)
+        error = data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None and error.message.strip():
+            return first_line(error.message)
+    return None
