@@ -3,9 +3,8 @@
 xlsxwriter owns the workbook: styles, column widths, frozen header, autofilter, the zip.
 The rows themselves are built by Polars, a column at a time (`xlsx_cells`), and appended
 to the row-data file xlsxwriter keeps per sheet in constant-memory mode, where its own
-per-cell writes would have put them; the sheet's dimensions are recorded through the same
-`_check_dimensions` its writes call. That skips xlsxwriter's Python per cell, about 5 µs.
-The private names used are checked by a test, and xlsxwriter is pinned.
+per-cell writes would have put them, through `xlsx_internals.SheetRowData`, the one place
+that touches xlsxwriter's private names. That skips xlsxwriter's Python per cell, about 5 µs.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from xlsxwriter.worksheet import Worksheet
 
 from record_exports.columns import ColumnKind, OutputColumn
 from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET, SinkOptions, SinkReport
-from record_exports.sinks.text import write_string_values
 from record_exports.sinks.xlsx_cells import (
     EXCEL_MAX_TEXT_LENGTH,
     CellStyle,
@@ -31,6 +29,7 @@ from record_exports.sinks.xlsx_cells import (
     rows_xml,
     text_cell,
 )
+from record_exports.sinks.xlsx_internals import SheetRowData
 
 SHEET_NAME = "Records"
 MONEY_FORMAT = "$#,##0.00"
@@ -88,12 +87,6 @@ def _column_widths(columns: Sequence[OutputColumn], sample: pl.DataFrame) -> lis
     return widths
 
 
-def _xf_index(cell_format: Format | None) -> int | None:
-    """The format's index in the workbook's styles, registering it as used (as a write
-    with the format would)."""
-    return None if cell_format is None else int(cell_format._get_xf_index())
-
-
 class XlsxSink:
     """Writes batches to an .xlsx workbook; see the module docstring for the speed approach."""
 
@@ -121,8 +114,10 @@ class XlsxSink:
         }
         # Registered in the order xlsxwriter's own writes would use them: header, then the
         # columns left to right.
-        header_xf = _xf_index(self._header_format)
-        styles = column_styles([_xf_index(number_formats[output.kind]) for output in self._columns])
+        header_xf = SheetRowData.style_index(self._header_format)
+        styles = column_styles(
+            [SheetRowData.style_index(number_formats[output.kind]) for output in self._columns]
+        )
         self._cells = [
             cell(output, style) for output, style in zip(self._columns, styles, strict=True)
         ]
@@ -191,12 +186,7 @@ class XlsxSink:
             return
         self._state = "aborted"
         for sheet in self._sheets:
-            handle = sheet.row_data_fh
-            if handle is not None and not handle.closed:
-                handle.close()
-            filename = sheet.row_data_filename
-            if filename:
-                Path(filename).unlink(missing_ok=True)
+            SheetRowData(sheet).discard()
 
     def _check_batch(self, batch: pl.DataFrame) -> None:
         """Refuse a batch that is not the agreed shape rather than write wrong cells."""
@@ -230,16 +220,7 @@ class XlsxSink:
 
     def _append_rows(self, frame: pl.DataFrame, cells: list[pl.Expr], first_row: int) -> None:
         """Append `frame` as rows `first_row`... (0-based) of the current sheet's row data."""
-        sheet = self._sheet
-        if sheet is None:
+        if self._sheet is None:
             raise RuntimeError("no open sheet")
-        last_row = first_row + frame.height - 1
-        for row, col in ((first_row, 0), (last_row, self._last_col)):
-            if sheet._check_dimensions(row, col):
-                raise RuntimeError(
-                    f"row {row + 1}, column {col + 1} does not fit sheet {sheet.name!r}"
-                )
-        data = sheet.row_data_fh
-        # Text xlsxwriter may have buffered goes first; the rows follow as UTF-8 bytes.
-        data.flush()
-        write_string_values(data.buffer, rows_xml(frame, cells, first_row))
+        rows = rows_xml(frame, cells, first_row)
+        SheetRowData(self._sheet).append(rows, first_row, frame.height, self._last_col)

@@ -490,17 +490,6 @@ def test_rows_that_do_not_fit_the_sheet_raise(out: Path, monkeypatch: pytest.Mon
     assert not out.exists()
 
 
-def test_xlsxwriter_internals_the_sink_relies_on(tmp_path: Path) -> None:
-    """An xlsxwriter upgrade that renames these breaks the sink; this says which one."""
-    workbook = xlsxwriter.Workbook(str(tmp_path / "probe.xlsx"), {"constant_memory": True})
-    sheet = workbook.add_worksheet()
-    assert sheet._check_dimensions(0, 0) == 0
-    assert (sheet.dim_rowmin, sheet.dim_colmin) == (0, 0)
-    assert hasattr(sheet.row_data_fh, "buffer")
-    assert isinstance(workbook.add_format({"bold": True})._get_xf_index(), int)
-    workbook.close()
-
-
 def test_abort_leaves_no_file_and_no_temp_files(out: Path) -> None:
     columns = columns_of("id")
     sink = XlsxSink(out, SinkOptions(columns=columns, rows_per_sheet=1))
