@@ -5,56 +5,36 @@ PostgreSQL must be running: a test run that cannot reach it fails, it never skip
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
 from record_exports.schema import create_schema
+from tests.postgres import ADMIN_URL, admin_connection, create_database, drop_database
 
-ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _admin() -> psycopg.Connection:
-    return psycopg.connect(ADMIN_URL, autocommit=True)
+# Fixtures of tests that run Dagster for real (a temporary instance, a seeded database).
+pytest_plugins = ["tests.dagster_support"]
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The server's base URL; fails loudly when PostgreSQL is down."""
-    with _admin() as connection:
+    with admin_connection() as connection:
         connection.execute("SELECT 1")
     return ADMIN_URL.rsplit("/", 1)[0]
-
-
-def _create_database(server: str) -> tuple[str, str]:
-    name = f"rx_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return name, f"{server.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-
-
-def _drop_database(name: str) -> None:
-    with _admin() as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped after the test."""
-    name, url = _create_database(postgres_server)
+    name, url = create_database(postgres_server)
     try:
         yield url
     finally:
-        _drop_database(name)
+        drop_database(name)
 
 
 @pytest.fixture
@@ -110,8 +90,3 @@ def dagster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("EXPORTS_DIR", str(exports))
     return exports
-
-
-def count_rows(engine: Engine, table: str) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())

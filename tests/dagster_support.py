@@ -1,7 +1,7 @@
 """Fixtures for tests that run Dagster for real: a temporary instance, a seeded PostgreSQL
 records database and the code location's definitions wired to both.
 
-Imported by the conftest.py of tests/pipelines and tests/assets.
+Registered as a pytest plugin by tests/conftest.py.
 """
 
 from __future__ import annotations

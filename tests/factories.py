@@ -1,4 +1,5 @@
-"""Hand-made records for tests, and the PostgreSQL oracle that computes the same exports in SQL."""
+"""Hand-made records for tests, and the PostgreSQL oracle (bench/reference_sql.py) run the ways
+the tests compare with: COPY, row_to_json and a plain SELECT."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import uuid
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bench.reference_sql import reference_select
 from record_exports.schema import STATUSES, accounts, bookkeeping_records, order_remarks
 from record_exports.seed import account_id
 
@@ -110,78 +113,13 @@ def insert_order_remarks(engine: Engine, remarks: dict[str, str]) -> None:
         )
 
 
-MONEY_SQL = {
-    "sale_price_cents": "r.sale_price_cents",
-    "ebay_fees_cents": "r.ebay_fees_cents",
-    "earnings_net_cents": "(r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))",
-    "amazon_price_cents": "r.amazon_price_cents",
-    "amazon_tax_cents": "r.amazon_tax_cents",
-    "amazon_shipping_cents": "r.amazon_shipping_cents",
-    "cogs_total_cents": (
-        "(coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
-        " + coalesce(r.amazon_shipping_cents, 0))"
-    ),
-    "return_label_cost_cents": "r.return_label_cost_cents",
-    "profit_cents": (
-        "CASE r.status WHEN 'RETURN_CLOSED' THEN -coalesce(r.return_label_cost_cents, 0)"
-        " WHEN 'SUCCESSFUL' THEN (r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))"
-        " - (coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
-        " + coalesce(r.amazon_shipping_cents, 0))"
-        " ELSE (r.sale_price_cents - coalesce(r.ebay_fees_cents, 0))"
-        " - (coalesce(r.amazon_price_cents, 0) + coalesce(r.amazon_tax_cents, 0)"
-        " + coalesce(r.amazon_shipping_cents, 0)) - coalesce(r.return_label_cost_cents, 0) END"
-    ),
-}
-
-DEFAULT_ORDER = [
-    "id",
-    "ebay_order_id",
-    "sale_date",
-    "item_name",
-    "qty",
-    "sale_price_cents",
-    "ebay_fees_cents",
-    "earnings_net_cents",
-    "amazon_price_cents",
-    "amazon_tax_cents",
-    "amazon_shipping_cents",
-    "cogs_total_cents",
-    "amazon_order_id",
-    "status",
-    "return_label_cost_cents",
-    "profit_cents",
-]
-
-
-def oracle_select(money: str = "cents", where: str = "TRUE") -> str:
-    """The default-column export computed by PostgreSQL alone (constant SQL, no user values)."""
-    parts = []
-    for name in DEFAULT_ORDER:
-        if name in MONEY_SQL:
-            if money == "dollars":
-                parts.append(
-                    f"({MONEY_SQL[name]}::numeric / 100)::numeric(18, 2) "
-                    f"AS {name.removesuffix('_cents')}"
-                )
-            else:
-                parts.append(f"{MONEY_SQL[name]} AS {name}")
-        elif name == "id":
-            parts.append("r.id::text AS id")
-        else:
-            parts.append(f"r.{name} AS {name}")
-    return (
-        f"SELECT {', '.join(parts)} FROM bookkeeping_records r "
-        f"WHERE r.deleted_at IS NULL AND {where} ORDER BY r.updated_at DESC, r.id DESC"
-    )
-
-
 def libpq_url(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def oracle_copy_csv(url: str, money: str = "cents", where: str = "TRUE") -> bytes:
     """What `COPY (...) TO STDOUT WITH (FORMAT csv, HEADER)` prints for the export."""
-    statement = f"COPY ({oracle_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    statement = f"COPY ({reference_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
     with (
         psycopg.connect(libpq_url(url)) as connection,
         connection.cursor() as cursor,
@@ -193,11 +131,17 @@ def oracle_copy_csv(url: str, money: str = "cents", where: str = "TRUE") -> byte
 def oracle_ndjson(url: str, money: str = "cents") -> bytes:
     """`row_to_json` per row, one per line."""
     with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT row_to_json(t)::text FROM ({oracle_select(money)}) t")
+        cursor.execute(f"SELECT row_to_json(t)::text FROM ({reference_select(money)}) t")
         return b"".join(row[0].encode("utf-8") + b"\n" for row in cursor.fetchall())
 
 
 def oracle_rows(url: str, money: str = "cents") -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
-        cursor.execute(oracle_select(money))
+        cursor.execute(reference_select(money))
         return cursor.fetchall()
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    """Rows of a table (a name the test writes, never user input)."""
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -85,10 +84,6 @@ def render(column: OutputColumn, money: MoneyMode) -> pl.Expr:
     elif column.is_money and money is MoneyMode.DOLLARS:
         expr = dollars_text(expr)
     return expr.alias(column.output_name(money))
-
-
-def rendered(columns: Sequence[OutputColumn], money: MoneyMode) -> list[pl.Expr]:
-    return [render(column, money) for column in columns]
 
 
 class BinaryOutput(Protocol):

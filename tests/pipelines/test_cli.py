@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from pipelines.cli import main
 from record_exports.schema import export_requests
 from record_exports.seed import seed_records
-from tests.conftest import count_rows
+from tests.factories import count_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from record_exports.seed import seed_records
-from tests.conftest import _create_database, _drop_database
+from tests.postgres import create_database, drop_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 150
@@ -30,11 +30,11 @@ FINISHED = {"succeeded", "failed", "rejected"}
 @pytest.fixture
 def dagster_storage_url(postgres_server: str) -> Iterator[str]:
     """A second throwaway database, for the instance's runs, events and schedules."""
-    name, url = _create_database(postgres_server)
+    name, url = create_database(postgres_server)
     try:
         yield url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
     finally:
-        _drop_database(name)
+        drop_database(name)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from pipelines import request_store
 from pipelines.sensors import export_requests
 from record_exports.schema import export_requests as requests_table
-from tests.conftest import count_rows
 from tests.dagster_support import Setup
+from tests.factories import count_rows
 
 
 def tick(setup: Setup, cursor: str | None = None) -> dg.SensorResult:

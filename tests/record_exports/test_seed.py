@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from record_exports.database import create_engine_for, parse_database_url
 from record_exports.schema import STATUSES, bookkeeping_records, create_schema
 from record_exports.seed import HOSTILE_TEXT, has_records, records_frame, seed_records
-from tests.conftest import count_rows
+from tests.factories import count_rows
 
 
 def _snapshot(engine: Engine) -> list[tuple[object, ...]]:

@@ -17,11 +17,14 @@ from python_calamine import CalamineWorkbook
 from xlsxwriter.worksheet import Worksheet
 
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn, column, resolve_columns
+from record_exports.database import DatabaseTarget
 from record_exports.sinks.base import SinkOptions, SinkReport
 from record_exports.sinks.xlsx import XlsxSink
+from tests.factories import oracle_rows
+from tests.record_exports import exporting
+from tests.record_exports.exporting import decode_excel, url_of
 
 UTC = dt.UTC
-ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 CELL_XML = re.compile(r'<c r="([A-Z]+[0-9]+)".*?</c>', re.DOTALL)
 NUMBER_CELL = re.compile(
     r'<c r="[A-Z]+[0-9]+"(?: s="(?P<style>[0-9]+)")?><v>(?P<value>[^<]*)</v></c>'
@@ -70,16 +73,9 @@ def export(
     return sink.close()
 
 
-def unescape(value: Any) -> Any:
-    """Undo xlsxwriter's _xHHHH_ escapes, which openpyxl hands back verbatim."""
-    if not isinstance(value, str):
-        return value
-    return ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), value)
-
-
 def sheet_values(path: Path, sheet: str) -> list[list[Any]]:
     worksheet = openpyxl.load_workbook(path)[sheet]
-    return [[unescape(cell.value) for cell in row] for row in worksheet.iter_rows()]
+    return [[decode_excel(cell.value) for cell in row] for row in worksheet.iter_rows()]
 
 
 @pytest.fixture
@@ -523,3 +519,24 @@ def test_batch_of_the_wrong_shape_is_refused(out: Path) -> None:
 def test_rows_per_sheet_must_fit_excel(out: Path, rows_per_sheet: int) -> None:
     with pytest.raises(ValueError, match="rows_per_sheet"):
         XlsxSink(out, SinkOptions(columns=columns_of("id"), rows_per_sheet=rows_per_sheet))
+
+
+def test_xlsx_money_dates_and_text(pg_records: DatabaseTarget, tmp_path: Path) -> None:
+    url = url_of(pg_records)
+    path, meta = exporting.export(pg_records, tmp_path, "book", format="xlsx")
+    sheet = openpyxl.load_workbook(path, read_only=True)["Records"]
+    rows = list(sheet.iter_rows(values_only=True))
+    header, body = rows[0], rows[1:]
+    assert header[0] == "Id" and header[-1] == "Profit"
+    expected = oracle_rows(url)
+    assert len(body) == len(expected) == meta["row_count"]
+    money_positions = [5, 6, 7, 8, 9, 10, 11, 14, 15]
+    for ours, theirs in zip(body, expected, strict=True):
+        assert ours[0] == theirs[0]
+        assert decode_excel(ours[3] or "") == theirs[3][:32_767]
+        assert ours[2].date() == theirs[2]
+        for position in money_positions:
+            if theirs[position] is None:
+                assert ours[position] is None
+            else:
+                assert round(ours[position] * 100) == theirs[position]

@@ -1,18 +1,24 @@
-"""The NDJSON object builder gives the bytes Polars' own struct JSON encoder gives."""
+"""NDJSON and JSON: object lines as Polars' own struct JSON encoder builds them, files as
+PostgreSQL's `row_to_json` writes the same selection."""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import re
+from pathlib import Path
 
 import polars as pl
 import pytest
 
 from record_exports.columns import ALL_COLUMNS, MoneyMode, resolve_columns
+from record_exports.database import DatabaseTarget
 from record_exports.sinks.base import SinkOptions
 from record_exports.sinks.ndjson import object_lines
-from record_exports.sinks.text import rendered
+from record_exports.sinks.text import render
+from tests.factories import oracle_ndjson
+from tests.record_exports.exporting import export, url_of
 
 NASTY = [
     "",
@@ -29,7 +35,7 @@ NASTY = [
 
 def struct_lines(options: SinkOptions) -> pl.Expr:
     """The former encoder: `struct.json_encode`, money unquoted in dollars mode."""
-    encoded = pl.struct(rendered(options.columns, options.money)).struct.json_encode()
+    encoded = pl.struct([render(c, options.money) for c in options.columns]).struct.json_encode()
     if options.money is MoneyMode.DOLLARS:
         for column in options.columns:
             if column.is_money:
@@ -84,3 +90,29 @@ def test_every_control_character_round_trips() -> None:
     line = data.select(object_lines(SinkOptions(columns=columns))).item()
     assert json.loads(line) == {"item_name": text}
     assert "\\u001f" in line and "\\n" in line
+
+
+@pytest.mark.parametrize("money", ["cents", "dollars"])
+def test_ndjson_equals_row_to_json(pg_records: DatabaseTarget, tmp_path: Path, money: str) -> None:
+    path, _ = export(pg_records, tmp_path, f"nd-{money}", format="ndjson", money=money)
+    url = url_of(pg_records)
+    ours = path.read_bytes()
+    assert ours == oracle_ndjson(url, money)
+    if money == "dollars":
+        first = ours.split(b"\n", 1)[0].decode()
+        assert re.search(r'"profit":-?\d+\.\d\d[,}]', first)
+
+
+@pytest.mark.parametrize("money", ["cents", "dollars"])
+def test_json_document_holds_the_ndjson_records(
+    pg_records: DatabaseTarget, tmp_path: Path, money: str
+) -> None:
+    json_path, _ = export(pg_records, tmp_path, "doc", format="json", money=money)
+    nd_path, _ = export(pg_records, tmp_path, "lines", format="ndjson", money=money)
+    document = json.loads(json_path.read_bytes(), parse_float=decimal.Decimal)
+    lines = [
+        json.loads(line, parse_float=decimal.Decimal)
+        for line in nd_path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert list(document) == ["records"]
+    assert document["records"] == lines
