@@ -1,4 +1,5 @@
-"""Hashing while writing gives the digest a second read of the finished file would give."""
+"""Files appear only when complete, and hashing while writing gives the digest a second read
+of the finished file would give."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ import hashlib
 import os
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from record_exports.atomic import HashingWriter, file_digest
-from record_exports.params import Compression
-from record_exports.sinks.text import Output
+from record_exports.atomic import TEMP_MARKER, HashingWriter, atomic_file, file_digest
 
 
 def chunks() -> list[bytes]:
@@ -36,29 +34,14 @@ def test_hashing_writer_equals_reading_back(tmp_path: Path) -> None:
     assert writer.digest() == (len(expected), hashlib.sha256(expected).hexdigest())
 
 
-@pytest.mark.parametrize("compression", list(Compression))
-def test_output_digest_is_that_of_the_final_bytes(tmp_path: Path, compression: Compression) -> None:
-    path = tmp_path / f"out.{compression.value}"
-    out = Output(path, compression)
-    payload = chunks()
-    for chunk in payload:
-        out.write(chunk)
-    assert out.written() is None  # not before the file is complete
-    out.close()
-    written = out.written()
-    assert written is not None
-    assert written == file_digest(path)
-    if compression is Compression.NONE:
-        assert path.read_bytes() == b"".join(payload)
-    else:
-        assert written[0] < len(b"".join(payload))
-        with pa.input_stream(str(path), compression=compression.value) as stream:
-            assert stream.read() == b"".join(payload)
-
-
-@pytest.mark.parametrize("compression", list(Compression))
-def test_aborted_output_has_no_digest(tmp_path: Path, compression: Compression) -> None:
-    out = Output(tmp_path / "x", compression)
-    out.write(b"partial")
-    out.abort()
-    assert out.written() is None
+def test_atomic_file_renames_only_when_complete(tmp_path: Path) -> None:
+    final = tmp_path / "sub" / "out.csv"
+    with pytest.raises(RuntimeError), atomic_file(final) as temp:
+        temp.write_bytes(b"partial")
+        raise RuntimeError("failed half-way")
+    assert list((tmp_path / "sub").iterdir()) == []
+    with atomic_file(final) as temp:
+        assert temp.parent == final.parent and temp.name.startswith(".out.csv" + TEMP_MARKER)
+        temp.write_bytes(b"complete")
+    assert [path.name for path in final.parent.iterdir()] == ["out.csv"]
+    assert final.read_bytes() == b"complete"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 
 from record_exports.database import DatabaseTarget
+from record_exports.manifest import Manifest, write_manifest
 from tests.record_exports.exporting import export
 
 
@@ -54,3 +56,25 @@ def test_manifest_digest_is_that_of_the_file(
     assert meta["bytes"] == len(data)
     manifest = json.loads(path.with_name(path.name + ".manifest.json").read_text())
     assert (manifest["bytes"], manifest["sha256"]) == (meta["bytes"], meta["sha256"])
+
+
+def test_manifest_file_layout(tmp_path: Path) -> None:
+    manifest = Manifest(
+        format="csv",
+        columns=["id", "profit"],
+        filters={"account_codes": ["ACC1"], "statuses": []},
+        money="dollars",
+        row_count=2,
+        bytes=10,
+        sha256="ab" * 32,
+        created_at=dt.datetime(2026, 3, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        run_id="run-1",
+    )
+    path = write_manifest(tmp_path / "x.csv", manifest)
+    assert path == tmp_path / "x.csv.manifest.json"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.csv.manifest.json"]
+    content = json.loads(path.read_text())
+    assert list(content) == [*manifest.describe(), "created_at", "run_id"]
+    assert content["created_at"] == "2026-03-01T12:00:00Z"
+    assert content == manifest.to_json()
+    assert path.read_bytes().endswith(b"}\n")
