@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class Run:
     peak_rss_mb: float
     rows: int | None = None
     sha256: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def wait_for_quiet(limit: float = 30.0) -> None:
@@ -125,7 +124,6 @@ def measure(
         peak_rss_mb=float(report.get("peak_rss_mb", polled_mb)),
         rows=report.get("rows"),
         sha256=report.get("sha256"),
-        extra=report,
     )
 
 

@@ -42,10 +42,6 @@ def target_for(records: int) -> DatabaseTarget:
     return DatabaseTarget(base.url.set(database=f"{base.url.database}_{size_label(records)}"))
 
 
-def libpq_dsn(target: DatabaseTarget) -> str:
-    return target.adbc_uri()
-
-
 def _create_database_if_missing(target: DatabaseTarget) -> None:
     name = target.url.database
     assert name
@@ -60,7 +56,7 @@ def _create_database_if_missing(target: DatabaseTarget) -> None:
 
 
 def _seeded_size(target: DatabaseTarget) -> int | None:
-    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (MARKER_TABLE,)).fetchone()
         if not row or not row[0]:
             return None
@@ -81,7 +77,7 @@ def ensure_seeded(records: int, log: bool = True) -> DatabaseTarget:
     started = time.monotonic()
     if log:
         print(f"seeding {target.url.database} with {records:,} records ...", flush=True)
-    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         # Start from scratch: a half-seeded or differently seeded database is rebuilt.
         for table in (MARKER_TABLE, "service_remarks", "order_remarks", "bookkeeping_records"):
             connection.execute(
@@ -101,7 +97,7 @@ def ensure_seeded(records: int, log: bool = True) -> DatabaseTarget:
             )
     finally:
         engine.dispose()
-    with psycopg.connect(libpq_dsn(target), autocommit=True) as connection:
+    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
     if log:
         print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)

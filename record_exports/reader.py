@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from typing import Any
 
@@ -67,7 +67,7 @@ class _Failure:
         self.error = error
 
 
-def prefetch(source: Iterator[Any], depth: int = PREFETCH_BATCHES) -> Iterator[Any]:
+def prefetch(source: Iterator[Any], depth: int = PREFETCH_BATCHES) -> Generator[Any, None, None]:
     """Run `source` in a background thread, `depth` items ahead of the consumer.
 
     An error in the producer is re-raised in the consumer; a consumer that stops early

@@ -58,6 +58,7 @@ def test_init_db_twice_and_seed(
     engine.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("url", "hint"),
     [
@@ -75,6 +76,7 @@ def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: P
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_export_from_a_database_without_tables_exit_2(sqlite_url: str, dagster_env: Path) -> None:
     result = run_cli("export", env={"RECORDS_DATABASE_URL": sqlite_url})
     assert result.returncode == 2
@@ -82,6 +84,7 @@ def test_export_from_a_database_without_tables_exit_2(sqlite_url: str, dagster_e
     assert files_under(dagster_env) == []
 
 
+@pytest.mark.slow
 def test_export_runs_through_dagster(cli_env: dict[str, str], dagster_env: Path) -> None:
     engine = sa.create_engine(cli_env["RECORDS_DATABASE_URL"])
     assert run_cli("seed", "--records", "2000", "--accounts", "2", env=cli_env).returncode == 0
@@ -107,6 +110,7 @@ def test_export_runs_through_dagster(cli_env: dict[str, str], dagster_env: Path)
     engine.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -131,6 +135,7 @@ def test_bad_export_input_exit_2_nothing_written(
     assert files_under(dagster_env) == []
 
 
+@pytest.mark.slow
 def test_failed_export_exit_1_leaves_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert run_cli("seed", "--records", "10", env=cli_env).returncode == 0
     locked = tmp_path / "locked"

@@ -22,6 +22,8 @@ from pipelines import request_store
 from record_exports.seed import seed_records
 from tests.postgres import create_database, drop_database
 
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 150
 FINISHED = {"succeeded", "failed", "rejected"}

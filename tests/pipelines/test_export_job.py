@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,7 @@ def params_through_every_source(
     from_cli = export_params(build_parser().parse_args(["request", *cli_args]))
     job = setup.defs.resolve_job_def("export_records")
 
-    def launched(run_config: dict[str, Any]) -> ExportParams:
+    def launched(run_config: Mapping[str, Any]) -> ExportParams:
         processed = dg.validate_run_config(job, run_config)
         return ExportConfig(**processed["ops"]["export"]["config"]).export_params()
 

@@ -53,7 +53,7 @@ def run_sensor(
         dagster_run=run,
         resources=setup.resources,
     ) as context:
-        sensor(context.for_run_failure() if failure else context)  # type: ignore[operator]
+        sensor(context.for_run_failure() if failure else context)
 
 
 def set_status(engine: Engine, request_id: int, status: str) -> None:

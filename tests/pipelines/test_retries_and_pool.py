@@ -71,9 +71,8 @@ def test_transient_errors_are_recognised_through_causes() -> None:
 
 def test_export_steps_share_the_records_database_pool() -> None:
     defs = build_definitions(timezone="UTC")
-    assert defs.resolve_job_def("export_records").graph.node_named("export").definition.pool == (
-        RECORDS_DATABASE_POOL
-    )
+    op = defs.resolve_job_def("export_records").graph.node_named("export").definition
+    assert isinstance(op, dg.OpDefinition) and op.pool == RECORDS_DATABASE_POOL
     asset = defs.resolve_assets_def("daily_account_exports")
     assert asset.op.pool == RECORDS_DATABASE_POOL
 

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
+@pytest.mark.slow
 def test_definitions_validate(dagster_env: Path, sqlite_url: str) -> None:
     result = subprocess.run(
         [str(DAGSTER), "definitions", "validate", "-w", "workspace.yaml"],

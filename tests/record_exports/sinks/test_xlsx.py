@@ -315,8 +315,11 @@ def test_rows_roll_over_to_numbered_sheets_in_order(out: Path) -> None:
     batches = [
         frame(
             columns,
-            {"id": ids[start:stop], "qty": [1] * (stop - start)}
-            | {"profit_cents": list(range(start, stop))},
+            {
+                "id": ids[start:stop],
+                "qty": [1] * (stop - start),
+                "profit_cents": list(range(start, stop)),
+            },
         )
         for start, stop in [(0, 2), (2, 7), (7, 8)]
     ]
@@ -326,7 +329,7 @@ def test_rows_roll_over_to_numbered_sheets_in_order(out: Path) -> None:
     workbook = openpyxl.load_workbook(out)
     assert workbook.sheetnames == ["Records", "Records (2)", "Records (3)"]
     header = ["Id", "Qty", "Profit"]
-    read_ids = []
+    read_ids: list[Any] = []
     for name, expected_rows, last_row in [
         ("Records", 3, 4),
         ("Records (2)", 3, 4),
