@@ -17,14 +17,7 @@ from sqlalchemy.engine import Engine
 from pipelines.local_instance import ensure_local_instance
 from record_exports.database import DatabaseSettingError, connect_checked, parse_database_url
 from record_exports.errors import ExportInputError
-from record_exports.params import (
-    Compression,
-    ExportFormat,
-    ExportParams,
-    MoneyMode,
-    choices,
-    parse_export_params,
-)
+from record_exports.params import ExportParams, choices, parse_export_params
 from record_exports.schema import STATUSES, create_schema
 from record_exports.settings import DAGSTER_HOME, RECORDS_DATABASE_URL, fill_defaults
 
@@ -49,13 +42,11 @@ def _positive(value: str) -> int:
     return number
 
 
-def _choice_option(
-    parser: argparse.ArgumentParser, flag: str, enum: type[StrEnum], default: StrEnum, text: str
-) -> None:
-    """An option taking one of the enum's values, in any case. Values are checked by
-    `parse_export_params`, so a wrong one gets the same one-line message (naming the field
-    and listing the choices) as in run config or a request row."""
-    values = choices(enum)
+def _choice_option(parser: argparse.ArgumentParser, flag: str, default: StrEnum, text: str) -> None:
+    """An option taking one of the values of `default`'s enum, in any case. Values are
+    checked by `parse_export_params`, so a wrong one gets the same one-line message (naming
+    the field and listing the choices) as in run config or a request row."""
+    values = choices(type(default))
     parser.add_argument(
         flag,
         default=default.value,
@@ -66,7 +57,7 @@ def _choice_option(
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
     defaults = ExportParams()
-    _choice_option(parser, "--format", ExportFormat, defaults.format, "file format")
+    _choice_option(parser, "--format", defaults.format, "file format")
     parser.add_argument(
         "--account", dest="account_codes", action="append", default=[], metavar="CODE"
     )
@@ -82,9 +73,9 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="sale_date_to", metavar="YYYY-MM-DD")
     parser.add_argument("--columns", default="", help="comma-separated column names")
     parser.add_argument("--include-remarks", action="store_true")
-    _choice_option(parser, "--money", MoneyMode, defaults.money, "money as cents or dollars")
+    _choice_option(parser, "--money", defaults.money, "money as cents or dollars")
     parser.add_argument("--bom", action="store_true", help="CSV: prepend a UTF-8 BOM")
-    _choice_option(parser, "--compression", Compression, defaults.compression, "CSV, NDJSON, JSON")
+    _choice_option(parser, "--compression", defaults.compression, "CSV, NDJSON, JSON")
     parser.add_argument("--excel-safe", action="store_true", help="CSV: defuse formula cells")
 
 

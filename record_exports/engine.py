@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,53 +45,20 @@ BatchSource = Callable[[DatabaseTarget, ExportParams, Sequence[str]], Iterator[p
 
 
 @dataclass(frozen=True)
-class ExportResult:
-    """A finished export: where its file and manifest are, what the manifest says, and what
-    the sink noticed."""
+class ExportResult(Manifest):
+    """A finished export: what its manifest says (the inherited fields), where the file and
+    the manifest are, how long it took, and what the sink noticed."""
 
     path: Path
     manifest_path: Path
-    manifest: Manifest
     seconds: float
     warnings: list[str] = field(default_factory=list)
     truncated_cells: int = 0
 
-    @property
-    def row_count(self) -> int:
-        return self.manifest.row_count
-
-    @property
-    def bytes(self) -> int:
-        return self.manifest.bytes
-
-    @property
-    def sha256(self) -> str:
-        return self.manifest.sha256
-
-    @property
-    def format(self) -> str:
-        return self.manifest.format
-
-    @property
-    def columns(self) -> list[str]:
-        return self.manifest.columns
-
-    @property
-    def filters(self) -> dict[str, Any]:
-        return self.manifest.filters
-
-    @property
-    def money(self) -> str:
-        return self.manifest.money
-
     def metadata(self) -> dict[str, Any]:
         """The one description of an export as plain values: the path, what its manifest
         says, and the cells cut. Run metadata (pipelines/run_metadata.py) is made from it."""
-        return {
-            "path": str(self.path),
-            **self.manifest.describe(),
-            "truncated_cells": self.truncated_cells,
-        }
+        return {"path": str(self.path), **self.describe(), "truncated_cells": self.truncated_cells}
 
 
 def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
@@ -202,9 +169,9 @@ def run_export(
     )
     manifest_file = write_manifest(destination, manifest)
     return ExportResult(
+        **{spec.name: getattr(manifest, spec.name) for spec in fields(manifest)},
         path=destination,
         manifest_path=manifest_file,
-        manifest=manifest,
         seconds=time.monotonic() - started,
         warnings=report.warnings,
         truncated_cells=report.truncated_cells,

@@ -28,3 +28,14 @@ def create_database(server: str) -> tuple[str, str]:
 def drop_database(name: str) -> None:
     with admin_connection() as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def client_sessions(dsn: str) -> int:
+    """Client sessions on the database of `dsn` (a libpq URL) other than the one asking."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -17,6 +16,7 @@ from pipelines.sensors.export_requests import run_request_for, validate_request
 from record_exports.schema import accounts, export_requests
 from tests.dagster_support import Setup
 from tests.factories import libpq_url
+from tests.postgres import client_sessions
 
 
 def queued_request(setup: Setup, params: dict[str, Any]) -> tuple[int, dg.RunRequest]:
@@ -225,17 +225,6 @@ def test_write_backs_never_move_a_row_backwards(dagster_setup: Setup) -> None:
     assert get(engine, request_id).status == "succeeded"
 
 
-def records_database_sessions(setup: Setup) -> int:
-    """Client sessions on the records database other than the one asking."""
-    with psycopg.connect(libpq_url(setup.url), autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_a_request_run_opens_one_engine_and_closes_it(dagster_setup: Setup) -> None:
     """Status write-backs and the account lookup share the resource's engine, which the
     resource's teardown disposes: one pool connects to the records database, none is left."""
@@ -257,4 +246,4 @@ def test_a_request_run_opens_one_engine_and_closes_it(dagster_setup: Setup) -> N
     assert get(dagster_setup.engine, request_id).status == "succeeded"
     assert len(pools) == 1
     dagster_setup.engine.dispose()
-    assert records_database_sessions(dagster_setup) == 0
+    assert client_sessions(libpq_url(dagster_setup.url)) == 0

@@ -14,6 +14,7 @@ from record_exports.money import (
     earnings_net_cents,
     profit_cents,
 )
+from record_exports.schema import MONEY_COLUMNS
 
 RECORDS = pl.DataFrame(
     {
@@ -31,17 +32,7 @@ RECORDS = pl.DataFrame(
         "amazon_shipping_cents": [299, 299, 299, 299, None],
         "return_label_cost_cents": [750, 750, 750, None, 750],
     },
-    schema_overrides={
-        name: pl.Int64
-        for name in [
-            "sale_price_cents",
-            "ebay_fees_cents",
-            "amazon_price_cents",
-            "amazon_tax_cents",
-            "amazon_shipping_cents",
-            "return_label_cost_cents",
-        ]
-    },
+    schema_overrides={name: pl.Int64 for name in MONEY_COLUMNS},
 )
 
 

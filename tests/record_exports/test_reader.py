@@ -17,19 +17,13 @@ from record_exports.params import ExportParams
 from record_exports.query import CompiledQuery, RecordFilters, build_query
 from record_exports.reader import iter_record_batches, prefetch
 from record_exports.seed import seed_records
+from tests.postgres import client_sessions
 
 SMALL_BATCH_BYTES = 16 * 1024
 
 
 def _client_sessions(target: DatabaseTarget) -> int:
-    """Other client sessions on the test database than the one asking."""
-    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return client_sessions(target.adbc_uri())
 
 
 def _wait_for_no_sessions(target: DatabaseTarget) -> int:
