@@ -39,6 +39,7 @@ def values_of(enum: type[StrEnum]) -> Any:
     return Literal[choices(enum)]
 
 
+# mypy cannot read a Literal built at runtime; to it these are plain strings.
 if TYPE_CHECKING:
     FormatValue: TypeAlias = str
     MoneyValue: TypeAlias = str

@@ -30,10 +30,7 @@ def local_instance_yaml() -> str:
     """The local instance file: production's sections in `SHARED_SECTIONS`, nothing else."""
     deployed = deployed_instance_config()
     shared = {section: deployed[section] for section in SHARED_SECTIONS}
-    header = (
-        "# Written by record-exports from deploy/dagster.yaml (its concurrency and telemetry).\n"
-    )
-    return header + yaml.safe_dump(shared, sort_keys=False)
+    return HEADER + yaml.safe_dump(shared, sort_keys=False)
 
 
 def ensure_local_instance(home: Path) -> None:
