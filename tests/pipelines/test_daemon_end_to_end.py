@@ -74,6 +74,20 @@ def daemon(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+        # The code server the daemon started is in its group and outlives a SIGTERM.
+        assert stop_group(process.pid), "processes of the daemon's group are still running"
+
+
+def stop_group(group: int, timeout: float = 10.0) -> bool:
+    """SIGKILL whatever is left of a process group; True once the group is empty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def wait_until_finished(
