@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from record_exports.database import DatabaseSettingError, connect_checked
+from record_exports.database import DatabaseBusyError, DatabaseSettingError, connect_checked
 from record_exports.errors import ExportInputError
 from record_exports.params import parse_export_params
 from record_exports.schema import create_schema
@@ -114,12 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database() -> Any:
-    return connect_checked(records_database_url())
+def _database(create: bool = False) -> Any:
+    """The records database; only `init-db` and `seed` may create a missing SQLite file."""
+    return connect_checked(records_database_url(), create=create)
 
 
 def command_init_db(_: argparse.Namespace) -> int:
-    engine = _database()
+    engine = _database(create=True)
     create_schema(engine)
     print(f"schema ready in {engine.url.render_as_string(hide_password=True)}")
     return EXIT_OK
@@ -130,7 +131,7 @@ def command_seed(args: argparse.Namespace) -> int:
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
-    engine = _database()
+    engine = _database(create=True)
     create_schema(engine)
     if args.if_empty and has_records(engine):
         print("records already present; nothing seeded (--if-empty)")
@@ -199,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(error), EXIT_BAD_INPUT)
     except ExportInputError as error:
         _fail(f"{error}", EXIT_BAD_INPUT)
+    except DatabaseBusyError as error:
+        _fail(str(error), EXIT_FAILED)
 
 
 if __name__ == "__main__":

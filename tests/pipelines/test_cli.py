@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from pipelines.cli import main
 from record_exports.schema import export_requests
 from tests.conftest import count_rows
+from tests.sqlite_lock import sqlite_write_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,11 +75,58 @@ def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: P
     assert "Traceback" not in result.stderr
 
 
-def test_export_from_a_database_without_tables_exit_2(sqlite_url: str, dagster_env: Path) -> None:
-    result = run_cli("export", env={"RECORDS_DATABASE_URL": sqlite_url})
+def test_export_from_a_database_without_tables_exit_2(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    sqlite3.connect(path).close()
+    result = run_cli("export", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
     assert result.returncode == 2
     assert "has no records tables; run `record-exports init-db` first" in result.stderr
     assert files_under(dagster_env) == []
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: RECORDS_DATABASE_URL (sqlite:///"), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["export", "request"])
+def test_missing_sqlite_file_exit_2_and_not_created(
+    command: str, tmp_path: Path, dagster_env: Path
+) -> None:
+    path = tmp_path / "records.db"
+    result = run_cli(command, "--format", "xlsx", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode == 2
+    assert "names a SQLite file that does not exist" in one_line_error(result)
+    assert not path.exists()
+    assert files_under(dagster_env) == []
+
+
+def test_sqlite_file_that_is_not_a_database_exit_2(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    content = b"id,item_name\n1,exported last week\n" * 1_000
+    path.write_bytes(content)
+    result = run_cli("export", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode == 2
+    assert "is not a SQLite database" in one_line_error(result)
+    assert path.read_bytes() == content
+    assert files_under(dagster_env) == []
+
+
+def test_sqlite_locked_by_a_writer_exit_1_then_exports(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "300", "--accounts", "2", env=env).returncode == 0
+    with sqlite_write_lock(path):
+        result = run_cli("export", "--format", "xlsx", env=env)
+        assert result.returncode == 1
+        assert "is locked by another connection writing to it" in one_line_error(result)
+        assert files_under(dagster_env) == []
+    result = run_cli("export", "--format", "xlsx", env=env)
+    assert result.returncode == 0, result.stderr
+    written = Path(result.stdout.split("\t")[0])
+    assert written.suffix == ".xlsx" and written.exists()
 
 
 def test_export_runs_through_dagster(cli_env: dict[str, str], dagster_env: Path) -> None:
