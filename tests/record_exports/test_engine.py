@@ -7,6 +7,7 @@ import decimal
 import hashlib
 import json
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,25 @@ import pyarrow as pa
 import pytest
 from sqlalchemy.engine import Engine
 
-from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
+from record_exports.database import (
+    DatabaseBusyError,
+    DatabaseSettingError,
+    DatabaseTarget,
+    create_engine_for,
+    parse_database_url,
+)
 from record_exports.engine import default_batches, run_export
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
+from record_exports.query import RecordFilters, build_query
 from record_exports.schema import create_schema
 from record_exports.seed import seed_records
+from record_exports.sqlite_reader import iter_sqlite_batches
 from tests.factories import (
     HOSTILE,
+    NULLABLE_MONEY,
     add_account,
+    copy_csv,
     insert_order_remarks,
     insert_records,
     oracle_copy_csv,
@@ -34,15 +45,36 @@ from tests.factories import (
     record,
     status_null_matrix,
 )
+from tests.sqlite_lock import sqlite_write_lock
 
 EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
+# The newest records of `populate`: read first, with every nullable column NULL.
+NEWEST_TIME = dt.datetime(2027, 1, 1, 0, 0, 0, 123_456, tzinfo=dt.UTC)
+NULL_FIRST_ROWS = 12
+# Batches of the SQLite reader in the tests that compare it with PostgreSQL: the first
+# batch is all NULL in the nullable columns and the second starts among those rows.
+SMALL_BATCH_ROWS = NULL_FIRST_ROWS - 5
+
+
 def populate(engine: Engine) -> None:
-    """Every status × null combination, hostile text, ties, soft deletes, and seeded volume."""
+    """Every status × null combination, hostile text, ties, soft deletes, seeded volume, and
+    newest records (read first) with every nullable column NULL and microsecond times."""
     first = add_account(engine, "ACC1")
     second = add_account(engine, "ACC2")
     rows = status_null_matrix(first)
+    rows += [
+        record(
+            first,
+            2_000 + number,
+            amazon_order_id=None,
+            created_at=NEWEST_TIME - dt.timedelta(days=1, microseconds=number),
+            updated_at=NEWEST_TIME + dt.timedelta(microseconds=number * 7),
+            **dict.fromkeys(NULLABLE_MONEY),
+        )
+        for number in range(NULL_FIRST_ROWS)
+    ]
     base = len(rows)
     tie_time = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
     for offset, text in enumerate(HOSTILE):
@@ -372,20 +404,130 @@ def test_unknown_account_is_rejected_before_reading(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sqlite_export_equals_postgres_copy(
-    pg_records: DatabaseTarget, sqlite_url: str, tmp_path: Path
-) -> None:
-    """The embedded default computes the same file as PostgreSQL, for the same records."""
+def sqlite_reader_batches(rows: int) -> Any:
+    """The real SQLite reader with `rows`-row batches, so the first batch is all NULL in
+    the nullable columns (`NULL_FIRST_ROWS` newest records) and boundaries fall inside."""
+
+    def source(
+        target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
+    ) -> Iterator[pa.RecordBatch]:
+        filters = RecordFilters.from_params(params, account_ids)
+        query = build_query(params.columns, params.include_remarks, filters, is_postgresql=False)
+        return iter_sqlite_batches(target, query, batch_rows=rows)
+
+    return source
+
+
+@pytest.fixture
+def lite_records(sqlite_url: str) -> DatabaseTarget:
+    """The records of `populate` in a SQLite file."""
     lite = parse_database_url(sqlite_url)
     engine = create_engine_for(lite)
     create_schema(engine)
     populate(engine)
     engine.dispose()
+    return lite
+
+
+def lite_export(target: DatabaseTarget, tmp_path: Path, name: str, **raw: Any) -> Path:
+    params = parse_export_params(raw)
+    destination = tmp_path / params.file_name(name)
+    batches = sqlite_reader_batches(SMALL_BATCH_ROWS)
+    run_export(target, params, destination, run_id="test-run", batches=batches)
+    return destination
+
+
+def test_sqlite_export_equals_postgres_copy(
+    pg_records: DatabaseTarget, lite_records: DatabaseTarget, tmp_path: Path
+) -> None:
+    """The embedded default computes the same file as PostgreSQL, for the same records,
+    read in the reader's default batches and in small ones (first batch all NULL)."""
     url = pg_records.url.render_as_string(hide_password=False)
     for money in ("cents", "dollars"):
-        path, _ = export(lite, tmp_path, f"lite-{money}", money=money)
+        path, _ = export(lite_records, tmp_path, f"lite-{money}", money=money)
         assert path.read_bytes() == oracle_copy_csv(url, money=money)
-    nd_path, _ = export(lite, tmp_path, "lite", format="ndjson", money="dollars")
+        small = lite_export(lite_records, tmp_path, f"lite-small-{money}", money=money)
+        assert small.read_bytes() == oracle_copy_csv(url, money=money)
+    nd_path = lite_export(lite_records, tmp_path, "lite", format="ndjson", money="dollars")
     assert nd_path.read_bytes() == oracle_ndjson(url, "dollars")
-    pq_path, _ = export(lite, tmp_path, "lite", format="parquet")
+    pq_path = lite_export(lite_records, tmp_path, "lite", format="parquet")
     assert pl.read_parquet(pq_path).rows() == oracle_rows(url)
+
+
+def test_sqlite_text_timestamps_and_remarks_equal_postgres(
+    pg_records: DatabaseTarget, lite_records: DatabaseTarget, tmp_path: Path
+) -> None:
+    """Columns the default set lacks: timestamps with microseconds, account codes, and remarks
+    (NULL, empty and hostile), against PostgreSQL formatting them itself."""
+    url = pg_records.url.render_as_string(hide_password=False)
+    utc = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
+    select = (
+        "SELECT r.id::text AS id, a.account_code, r.item_name, r.amazon_order_id,"
+        f" to_char(r.created_at AT TIME ZONE 'UTC', {utc}) AS created_at,"
+        f" to_char(r.updated_at AT TIME ZONE 'UTC', {utc}) AS updated_at,"
+        " o.content AS order_remark, s.content AS service_remark"
+        " FROM bookkeeping_records r JOIN accounts a ON a.id = r.account_id"
+        " LEFT JOIN order_remarks o ON o.record_id = r.id"
+        " LEFT JOIN service_remarks s ON s.record_id = r.id"
+        " WHERE r.deleted_at IS NULL ORDER BY r.updated_at DESC, r.id DESC"
+    )
+    columns = [
+        "id",
+        "account_code",
+        "item_name",
+        "amazon_order_id",
+        "created_at",
+        "updated_at",
+        "order_remark",
+        "service_remark",
+    ]
+    path = lite_export(lite_records, tmp_path, "wide", columns=columns, include_remarks=True)
+    expected = copy_csv(url, select)
+    assert path.read_bytes() == expected
+    assert b".123456Z" in expected and b"y" * 40_000 in expected and "🎉".encode() in expected
+
+
+def test_sqlite_excel_sheet_equals_postgres(
+    pg_records: DatabaseTarget, lite_records: DatabaseTarget, tmp_path: Path
+) -> None:
+    """Same cells from both databases: every part of the workbook but its creation time.
+    Both read in batches of the same size: column widths come from the first batch."""
+    ours = lite_export(lite_records, tmp_path, "lite", format="xlsx")
+    params = parse_export_params({"format": "xlsx"})
+    theirs = tmp_path / "pg.xlsx"
+    run_export(pg_records, params, theirs, batches=small_batches(SMALL_BATCH_ROWS))
+    with zipfile.ZipFile(ours) as lite_book, zipfile.ZipFile(theirs) as pg_book:
+        names = sorted(set(lite_book.namelist()) - {"docProps/core.xml"})
+        assert names == sorted(set(pg_book.namelist()) - {"docProps/core.xml"})
+        assert "xl/worksheets/sheet1.xml" in names
+        for name in names:
+            assert lite_book.read(name) == pg_book.read(name), name
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+def test_sqlite_locked_by_a_writer_leaves_no_file(
+    lite_records: DatabaseTarget, tmp_path: Path, export_format: str
+) -> None:
+    def locked_out(
+        target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
+    ) -> Iterator[pa.RecordBatch]:
+        filters = RecordFilters.from_params(params, account_ids)
+        query = build_query(params.columns, params.include_remarks, filters, is_postgresql=False)
+        return iter_sqlite_batches(target, query, busy_timeout_ms=100)
+
+    out = tmp_path / "out"
+    params = parse_export_params({"format": export_format})
+    path = Path(lite_records.url.database or "")
+    with sqlite_write_lock(path), pytest.raises(DatabaseBusyError) as caught:
+        run_export(lite_records, params, out / f"x.{export_format}", batches=locked_out)
+    assert "RECORDS_DATABASE_URL" in str(caught.value)
+    assert list(out.iterdir()) == []
+
+
+def test_missing_sqlite_file_is_neither_created_nor_exported(tmp_path: Path) -> None:
+    target = parse_database_url(f"sqlite:///{tmp_path / 'records.db'}")
+    params = parse_export_params({"account_codes": ["ACC1"]})
+    with pytest.raises(DatabaseSettingError) as caught:
+        run_export(target, params, tmp_path / "out" / "x.csv")
+    assert "does not exist" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
