@@ -504,6 +504,16 @@ def test_sqlite_excel_sheet_equals_postgres(
             assert lite_book.read(name) == pg_book.read(name), name
 
 
+def test_sqlite_empty_selection_writes_headers(
+    pg_records: DatabaseTarget, lite_records: DatabaseTarget, tmp_path: Path
+) -> None:
+    url = pg_records.url.render_as_string(hide_password=False)
+    path = lite_export(lite_records, tmp_path, "none", sale_date_to="2001-01-02")
+    assert path.read_bytes() == oracle_copy_csv(url, where="FALSE")
+    xlsx_path = lite_export(lite_records, tmp_path, "no", format="xlsx", sale_date_to="2001-01-02")
+    assert openpyxl.load_workbook(xlsx_path)["Records"].max_row == 1
+
+
 @pytest.mark.parametrize("export_format", ["csv", "xlsx"])
 def test_sqlite_locked_by_a_writer_leaves_no_file(
     lite_records: DatabaseTarget, tmp_path: Path, export_format: str

@@ -199,3 +199,10 @@ def test_locked_by_a_writer_is_busy(lite: tuple[DatabaseTarget, Engine], sqlite_
         message = str(caught.value)
         assert message.startswith("RECORDS_DATABASE_URL") and "locked" in message
     assert [batch.num_rows for batch in read(target, ["id"], batch_rows=10)] == [1]
+
+
+def test_empty_selection_yields_no_batch(lite: tuple[DatabaseTarget, Engine]) -> None:
+    """No rows, no batch (the engine then writes the header from the column kinds)."""
+    target, engine = lite
+    engine.dispose()
+    assert read(target, COLUMNS, batch_rows=10) == []
