@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -104,10 +103,21 @@ def restore_nulls(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 _TYPE_MISMATCH = re.compile(r"Type mismatch in column (\d+)")
+# SQLITE_FULL: on a read-only connection only the sorter's temporary files can fill a disk.
+_DISK_FULL = "database or disk is full"
+
+
+def _temp_folder_full() -> ExportFailedError:
+    return ExportFailedError(
+        "SQLite's temporary folder is full while sorting the records (SQLITE_TMPDIR, else "
+        f"/var/tmp or /tmp; about the size of the exported rows is needed): {_DISK_FULL}"
+    )
 
 
 def _read_error(schema: pa.Schema, error: OSError) -> Exception:
     """A value of another type after the first batch fixed a column's type: name the column."""
+    if _DISK_FULL in str(error):
+        return _temp_folder_full()
     match = _TYPE_MISMATCH.search(str(error))
     if match is None or int(match.group(1)) >= len(schema.names):
         return error
@@ -118,18 +128,89 @@ def _read_error(schema: pa.Schema, error: OSError) -> Exception:
     )
 
 
-def _explained(target: DatabaseTarget, error: adbc_driver_manager.Error) -> Exception:
-    """The error to show for a failure to open or query the file."""
-    message = str(error)
+def _explained(
+    target: DatabaseTarget, error: adbc_driver_manager.Error, detail: str = ""
+) -> Exception:
+    """The error to show for a failure to open or query the file; `detail` is what
+    finalizing the failed statement reported."""
+    message = f"{error} {detail}"
     explained = sqlite_error(target, message)
     if explained is not None:
         return explained
+    if _DISK_FULL in message:
+        return _temp_folder_full()
     if "no such table" in message:
         return DatabaseSettingError(
             f"{DATABASE_URL_VARIABLE} ({target.describe()}) has no records tables; "
             "run `record-exports init-db` first"
         )
+    if detail:
+        return ExportFailedError(f"reading the SQLite database failed: {error}; {detail}")
     return error
+
+
+def _connect(target: DatabaseTarget) -> Any:
+    try:
+        return adbc_sqlite.connect(_file_uri(target))
+    except adbc_driver_manager.Error as error:
+        failure = _explained(target, error)
+    # Raised here, not in the `except` block, so the driver's error is not its context:
+    # `pipelines.retries` would take an `OperationalError` in the chain for a transient one.
+    raise failure
+
+
+def _execute(target: DatabaseTarget, cursor: Any, sql: str, parameters: Any = None) -> None:
+    try:
+        cursor.execute(sql, parameters=parameters)
+        return
+    except adbc_driver_manager.Error as error:
+        # Some step errors (SQLITE_FULL) reach ADBC 1.8 only as "INTERNAL: (unknown error)";
+        # SQLite reports them again when the statement is finalized, so finalize it now.
+        failure = _explained(target, error, detail=_discard(cursor))
+    raise failure  # outside the `except` block: see `_connect`
+
+
+def _discard(cursor: Any) -> str:
+    """Close a cursor whose read failed; return what closing it reported, if anything.
+
+    SQLite reports a failed step's error again when the statement is finalized; that echo
+    must not replace the first error, so it is returned, not raised. The statement is
+    released all the same, so the cursor is marked closed, or it would try again when
+    collected and print an "Underflow" error."""
+    try:
+        cursor.close()
+    except adbc_driver_manager.Error as error:
+        return str(error)
+    finally:
+        cursor._closed = True
+    return ""
+
+
+def _batches(
+    target: DatabaseTarget, cursor: Any, query: CompiledQuery, batch_rows: int, busy_ms: int
+) -> Iterator[pa.RecordBatch]:
+    # Constants of this module: PRAGMA takes no bound parameters.
+    _execute(target, cursor, f"PRAGMA busy_timeout = {int(busy_ms)}")
+    cursor.fetchall()
+    _execute(target, cursor, f"PRAGMA threads = {SORTER_THREADS}")
+    cursor.fetchall()
+    cursor.adbc_statement.set_options(**{_BATCH_ROWS_OPTION: str(batch_rows)})
+    # The driver reads (and types) the first batch here: the sort runs now.
+    _execute(target, cursor, query.sql, query.parameters or None)
+    reader: pa.RecordBatchReader = cursor.fetch_record_batch()
+    with reader:
+        while (batch := _next_batch(reader)) is not None:
+            yield restore_nulls(batch)
+
+
+def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except OSError as error:
+        failure = _read_error(reader.schema, error)
+    raise failure  # outside the `except` block: see `_connect`
 
 
 def iter_sqlite_batches(
@@ -140,29 +221,14 @@ def iter_sqlite_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the query's rows in order as Arrow batches typed by the columns' kinds."""
     require_sqlite_file(target)
+    connection = _connect(target)
     try:
-        connection = adbc_sqlite.connect(_file_uri(target))
-    except adbc_driver_manager.Error as error:
-        raise _explained(target, error) from None
-    with closing(connection), closing(connection.cursor()) as cursor:
+        cursor = connection.cursor()
         try:
-            # Constants of this module: PRAGMA takes no bound parameters.
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.fetchall()
-            cursor.execute(f"PRAGMA threads = {SORTER_THREADS}")
-            cursor.fetchall()
-            cursor.adbc_statement.set_options(**{_BATCH_ROWS_OPTION: str(batch_rows)})
-            # The driver reads (and types) the first batch here: the sort runs now.
-            cursor.execute(query.sql, parameters=query.parameters or None)
-            reader: pa.RecordBatchReader = cursor.fetch_record_batch()
-        except adbc_driver_manager.Error as error:
-            raise _explained(target, error) from None
-        with reader:
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except OSError as error:
-                    raise _read_error(reader.schema, error) from None
-                yield restore_nulls(batch)
+            yield from _batches(target, cursor, query, batch_rows, busy_timeout_ms)
+        except BaseException:
+            _discard(cursor)
+            raise
+        cursor.close()
+    finally:
+        connection.close()

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -209,3 +210,35 @@ def test_request_inserts_a_pending_row(
     with pytest.raises(SystemExit) as exited:
         main(["request", "--format", "xml"])
     assert exited.value.code == 2
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB tmpfs (the tests run as root, as CI does)."""
+    folder = tmp_path / "small_tmpfs"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_sqlite_sort_with_a_full_temp_folder_exit_1_leaves_nothing(
+    tmp_path: Path, dagster_env: Path, small_tmpfs: Path
+) -> None:
+    """SQLite's sorter spills to SQLITE_TMPDIR; when that fills up the export fails in one
+    line, leaves no export and no temporary file, and succeeds once there is room."""
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "20000", "--accounts", "2", env=env).returncode == 0
+    result = run_cli("export", env={**env, "SQLITE_TMPDIR": str(small_tmpfs)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: export failed:"), result.stderr
+    assert "SQLite's temporary folder is full" in lines[0]
+    assert files_under(dagster_env) == []
+    assert list(small_tmpfs.iterdir()) == []
+    result = run_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split("\t")[1].split()[0]) > 19_000
