@@ -12,8 +12,9 @@ make it dependable and fast here:
   column is checked against its kind's Arrow type.
 - Plan. The query sorts instead of walking the `(updated_at, id)` index (see
   `query._sqlite_sort_key`), and `PRAGMA threads` lets SQLite's sorter use a second core.
-  The sorter spills to temporary files (SQLite's temp folder, `SQLITE_TMPDIR`), which
-  SQLite deletes as it opens them, so memory stays bounded and a killed export leaves none.
+  The sorter spills to temporary files in SQLite's temp folder (`SQLITE_TMPDIR`, else
+  `TMPDIR`, else `/var/tmp` or `/tmp`), which SQLite deletes as it opens them, so memory
+  stays bounded and a killed export leaves none.
 
 The file is opened read-only and never created; a missing file, a file that is not a
 database and a lock held by a writer each raise an error naming `RECORDS_DATABASE_URL`.
@@ -110,7 +111,7 @@ _DISK_FULL = "database or disk is full"
 def _temp_folder_full() -> ExportFailedError:
     return ExportFailedError(
         "SQLite's temporary folder is full while sorting the records (SQLITE_TMPDIR, else "
-        f"/var/tmp or /tmp; about the size of the exported rows is needed): {_DISK_FULL}"
+        f"TMPDIR, /var/tmp or /tmp; it needs about the size of the exported rows): {_DISK_FULL}"
     )
 
 
