@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -212,16 +216,26 @@ def test_request_inserts_a_pending_row(
     assert exited.value.code == 2
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KiB tmpfs (the tests run as root, as CI does)."""
-    folder = tmp_path / "small_tmpfs"
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs mounted on `folder` (the tests run as root, as CI does)."""
     folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
     try:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def used_bytes(folder: Path) -> int:
+    usage = shutil.disk_usage(folder)
+    return usage.total - usage.free
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small_tmpfs", "256k") as folder:
+        yield folder
 
 
 def test_sqlite_sort_with_a_full_temp_folder_exit_1_leaves_nothing(
@@ -242,3 +256,31 @@ def test_sqlite_sort_with_a_full_temp_folder_exit_1_leaves_nothing(
     result = run_cli("export", env=env)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.split("\t")[1].split()[0]) > 19_000
+
+
+def test_sqlite_export_killed_while_sorting_leaves_nothing(
+    tmp_path: Path, dagster_env: Path
+) -> None:
+    """SIGKILL while SQLite's sorter holds spilled runs: no export, and the runs' space comes
+    back (SQLite unlinks its temporary files as it opens them)."""
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "60000", "--accounts", "2", env=env).returncode == 0
+    with tmpfs(tmp_path / "sort_tmpfs", "256m") as folder:
+        export = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "export"],
+            env={**os.environ, **env, "SQLITE_TMPDIR": str(folder)},
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while used_bytes(folder) == 0 and export.poll() is None:
+            assert time.monotonic() < deadline, "the sort never spilled"
+            time.sleep(0.005)
+        spilled = used_bytes(folder)
+        export.send_signal(signal.SIGKILL)
+        assert export.wait(timeout=30) == -signal.SIGKILL
+        assert spilled > 0 and used_bytes(folder) == 0
+        assert list(folder.iterdir()) == []
+    assert [p for p in files_under(dagster_env) if not p.name.startswith(".")] == []
