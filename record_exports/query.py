@@ -125,9 +125,11 @@ def _sqlite_selected(name: str) -> list[ColumnElement[Any]]:
 def _sqlite_sort_key(column: Any) -> ColumnElement[Any]:
     """`+column`: SQLite may not walk an index for a term written so.
 
-    Walking the `(updated_at, id)` index visits the table in random order, one page read
-    per row; a scan and a sort (with `PRAGMA threads`, see `sqlite_reader`) is about twice
-    as fast, and lets the planner pick the `(account_id, sale_date)` index for filters.
+    Walking the `(updated_at, id)` index reads the table a page per row, in random order
+    unless rows were written in `updated_at` order (the bench data was not); a scan and a
+    sort (with `PRAGMA threads`, see `sqlite_reader`) was 1.3-1.6x faster there
+    (bench/README.md), and it lets the planner pick the `(account_id, sale_date)` index
+    for filters.
     """
     return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
