@@ -1,13 +1,18 @@
 """`make bench`: the engine against its references, side by side, one table of ratios.
 
-    python -m bench                      # 2M records, Excel on 200k, memory curve 1M/2M/4M
+    python -m bench                      # 2M records, Excel on 200k, memory curve 1M/2M/4M,
+                                         # SQLite on 1M
     python -m bench --sizes 200000       # a quick run on 200k records
-    python -m bench --quick              # 200k records, Excel on 50k, no memory curve
+    python -m bench --quick              # 200k records, Excel on 50k, no memory curve,
+                                         # SQLite on 200k
+    python -m bench --only-sqlite        # the SQLite section alone
 
 Each measurement is a separate process, so its peak RSS (from `wait4`) is its own. Times
 are wall-clock seconds; for the engine and the Python references, the time of the export
 call itself (interpreter start-up and imports excluded), for `psql` the whole command.
 Databases come from `bench.database` (one per size, seeded once, reused).
+The SQLite section runs its measurements in turn, round after round (`--sqlite-rounds`),
+so each meets the same load, and keeps the fastest of each.
 Results go to stdout and to bench/.results/latest.md.
 """
 
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,8 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.database import ensure_seeded
+from bench import reference_sqlite
+from bench.database import ensure_seeded, ensure_sqlite_seeded
 from bench.reference_sql import SQL as REFERENCE_SQL
 from record_exports.database import DatabaseTarget
 
@@ -213,11 +220,120 @@ def _repeat(times: int, measure_once: Any) -> Any:
 def _versions(target: DatabaseTarget) -> str:
     """The versions the figures depend on most (the ADBC driver's decoding speed varies
     twofold between releases: see bench/README.md)."""
-    names = ("adbc-driver-postgresql", "polars", "pyarrow", "xlsxwriter")
+    names = ("adbc-driver-postgresql", "adbc-driver-sqlite", "polars", "pyarrow", "xlsxwriter")
     installed = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
     with psycopg.connect(target.adbc_uri()) as connection:
         row = connection.execute("SHOW server_version").fetchone()
     return f"{installed}, PostgreSQL {row[0] if row else '?'}"
+
+
+def _sqlite_versions() -> str:
+    """SQLite inside the ADBC driver (what the engine runs) and the `sqlite3` command line."""
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    with adbc_sqlite.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT sqlite_version()")
+        row = cursor.fetchone()
+    command = reference_sqlite.command(Path(":memory:"), "default")[0]
+    cli = subprocess.run([command, "-version"], capture_output=True, text=True, check=True)
+    engine_version = row[0] if row else "?"
+    return f"SQLite {engine_version} in the ADBC driver, sqlite3 CLI {cli.stdout.split()[0]}"
+
+
+def _alternate(rounds: int, measurements: dict[str, Callable[[], Run]]) -> dict[str, Run]:
+    """Each measurement once per round, in turn, for `rounds` rounds, so all of them meet
+    the same load; the fastest run of each (peak RSS: the largest seen)."""
+    runs: dict[str, list[Run]] = {name: [] for name in measurements}
+    for _ in range(rounds):
+        for name, measure_once in measurements.items():
+            runs[name].append(measure_once())
+    best = {}
+    for name, seen in runs.items():
+        fastest = min(seen, key=lambda run: run.seconds)
+        fastest.peak_rss_mb = max(run.peak_rss_mb for run in seen)
+        best[name] = fastest
+    return best
+
+
+def sqlite_cli(database: Path, plan: str, out: Path) -> Run:
+    return measure(reference_sqlite.command(database, plan), stdout=out)
+
+
+SQLITE_HEADER = [
+    "measure",
+    "records",
+    "SQLite",
+    "reference",
+    "ref",
+    "ratio",
+    "target",
+    "our peak RSS MB",
+    "ref peak RSS MB",
+    "same bytes",
+]
+
+
+def _compare(
+    measure_name: str, ours: Run, reference: str, theirs: Run, target: str, same: str = ""
+) -> list[str]:
+    """One row of the SQLite table: time, or peak RSS when `measure_name` says so."""
+    if measure_name.endswith("RSS"):
+        value, theirs_value, unit = ours.peak_rss_mb, theirs.peak_rss_mb, "MB"
+    else:
+        value, theirs_value, unit = ours.seconds, theirs.seconds, "s"
+    return [
+        measure_name,
+        f"{ours.rows or 0:,}",
+        f"{value:.2f} {unit}",
+        reference,
+        f"{theirs_value:.2f} {unit}",
+        f"{value / theirs_value:.2f}",
+        target,
+        f"{ours.peak_rss_mb:.0f}",
+        f"{theirs.peak_rss_mb:.0f}",
+        same,
+    ]
+
+
+def sqlite_section(records: int, rounds: int, work: Path) -> list[list[str]]:
+    """Exports from the embedded SQLite default against the `sqlite3` command line and
+    against the same records exported from PostgreSQL (time and peak RSS)."""
+    lite = ensure_sqlite_seeded(records)
+    postgres = ensure_seeded(records)
+    database = Path(lite.url.database or "")
+    print(f"== SQLite, {records:,} records", flush=True)
+    csv = _alternate(
+        rounds,
+        {
+            "ours": lambda: engine(lite, "csv", work / "lite.csv"),
+            "cli sorted": lambda: sqlite_cli(database, "sorted", work / "cli.csv"),
+            "cli default": lambda: sqlite_cli(database, "default", work / "cli.csv"),
+            "postgresql": lambda: engine(postgres, "csv", work / "pg.csv"),
+        },
+    )
+    xlsx = _alternate(
+        rounds,
+        {
+            "ours": lambda: engine(lite, "xlsx", work / "lite.xlsx"),
+            "postgresql": lambda: engine(postgres, "xlsx", work / "pg.xlsx"),
+        },
+    )
+    ours, postgresql = csv["ours"], csv["postgresql"]
+    same = "yes" if ours.sha256 == postgresql.sha256 else "NO"
+    best_cli = min(csv["cli sorted"], csv["cli default"], key=lambda run: run.seconds)
+    lite_xlsx, pg_xlsx = xlsx["ours"], xlsx["postgresql"]
+    rows = [
+        _compare("csv time", ours, "sqlite3 CLI csv, best plan", best_cli, "<= 1.00"),
+        _compare("csv time", ours, "sqlite3 CLI csv, sorted plan", csv["cli sorted"], "(info)"),
+        _compare("csv time", ours, "sqlite3 CLI csv, default plan", csv["cli default"], "(info)"),
+        _compare("csv time", ours, "our csv from PostgreSQL", postgresql, "(info)", same),
+        _compare("csv peak RSS", ours, "our csv from PostgreSQL", postgresql, "<= 1.10", same),
+        _compare("xlsx time", lite_xlsx, "our xlsx from PostgreSQL", pg_xlsx, "<= 1.20"),
+        _compare("xlsx peak RSS", lite_xlsx, "our xlsx from PostgreSQL", pg_xlsx, "(info)"),
+    ]
+    for leftover in work.iterdir():
+        leftover.unlink()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,7 +349,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--skip-row-references", action="store_true", help="skip the slow row-at-a-time scripts"
     )
+    parser.add_argument(
+        "--sqlite", type=int, help="records for the SQLite section (0: skip; default 1M)"
+    )
+    parser.add_argument(
+        "--sqlite-rounds", type=int, default=3, help="alternating rounds in the SQLite section"
+    )
+    parser.add_argument("--only-sqlite", action="store_true", help="run the SQLite section alone")
     args = parser.parse_args(argv)
+    sqlite_records = (
+        args.sqlite if args.sqlite is not None else (200_000 if args.quick else 1_000_000)
+    )
+    if args.only_sqlite:
+        if not sqlite_records:
+            parser.error("--only-sqlite needs --sqlite N with N > 0")
+        main_sqlite_only(sqlite_records, args.sqlite_rounds)
+        return
     sizes = args.sizes or ([200_000] if args.quick else [2_000_000])
     excel_records = args.excel_records or (50_000 if args.quick else 200_000)
     curve = (
@@ -360,6 +491,10 @@ def main(argv: list[str] | None = None) -> None:
         "",
         table(HEADER, [row.cells() for row in rows]),
     ]
+    if sqlite_records:
+        with tempfile.TemporaryDirectory(prefix="record-exports-bench-") as folder:
+            sqlite_rows = sqlite_section(sqlite_records, args.sqlite_rounds, Path(folder))
+        report += ["", _sqlite_versions(), "", table(SQLITE_HEADER, sqlite_rows)]
     if curve_rows:
         report += [
             "",
@@ -367,11 +502,33 @@ def main(argv: list[str] | None = None) -> None:
             "",
             table(["records", "seconds", "rows/s", "peak RSS MB", "vs first"], curve_rows),
         ]
+    _publish(report)
+
+
+def _publish(report: list[str]) -> None:
     text = "\n".join(report) + "\n"
     print()
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
+
+
+def main_sqlite_only(records: int, rounds: int) -> None:
+    """`--only-sqlite`: the SQLite section alone, in its own report."""
+    with tempfile.TemporaryDirectory(prefix="record-exports-bench-") as folder:
+        rows = sqlite_section(records, rounds, Path(folder))
+    machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    _publish(
+        [
+            f"# record-exports SQLite benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC "
+            f"({machine}, best of {rounds} alternating rounds)",
+            "",
+            _versions(ensure_seeded(records, log=False)),
+            _sqlite_versions(),
+            "",
+            table(SQLITE_HEADER, rows),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,17 @@
 The base URL comes from `BENCH_DATABASE_URL`; a size gets its own database named
 `<base>_<size>` (e.g. `record_exports_bench_2m`). A marker table records what was seeded,
 so a database seeded to the right size (and seed) is reused as it is.
+
+The SQLite benchmark's files live in `BENCH_SQLITE_DIR` (default `bench/.results`), one
+per size (`records_bench_1m.db`), seeded with the same seed and accounts as the PostgreSQL
+database of that size, so both hold the same records and their exports the same bytes.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -23,6 +28,8 @@ URL_VARIABLE = "BENCH_DATABASE_URL"
 BENCH_ACCOUNTS = 50
 BENCH_SEED = 20_261_128
 MARKER_TABLE = "bench_seed_marker"
+SQLITE_DIR_VARIABLE = "BENCH_SQLITE_DIR"
+DEFAULT_SQLITE_DIR = Path(__file__).resolve().parent / ".results"
 
 
 def size_label(records: int) -> str:
@@ -99,6 +106,59 @@ def ensure_seeded(records: int, log: bool = True) -> DatabaseTarget:
         engine.dispose()
     with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
+    if log:
+        print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
+    return target
+
+
+def sqlite_path_for(records: int) -> Path:
+    folder = Path(os.environ.get(SQLITE_DIR_VARIABLE) or DEFAULT_SQLITE_DIR)
+    return folder / f"records_bench_{size_label(records)}.db"
+
+
+def _sqlite_seeded_size(engine: sa.Engine) -> int | None:
+    if not sa.inspect(engine).has_table(MARKER_TABLE):
+        return None
+    with engine.connect() as connection:
+        marker = connection.execute(
+            sa.text(f"SELECT records, seed, accounts FROM {MARKER_TABLE}")
+        ).first()
+    if marker is None or marker[1] != BENCH_SEED or marker[2] != BENCH_ACCOUNTS:
+        return None
+    return int(marker[0])
+
+
+def ensure_sqlite_seeded(records: int, log: bool = True) -> DatabaseTarget:
+    """The SQLite file for `records` records (the same records as `ensure_seeded`'s),
+    created and seeded when it is not yet; a file seeded otherwise is rebuilt."""
+    path = sqlite_path_for(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = parse_database_url(f"sqlite:///{path}", SQLITE_DIR_VARIABLE)
+    if path.exists():
+        engine = create_engine_for(target)
+        try:
+            if _sqlite_seeded_size(engine) == records:
+                return target
+        finally:
+            engine.dispose()
+        path.unlink()
+    started = time.monotonic()
+    if log:
+        print(f"seeding {path} with {records:,} records ...", flush=True)
+    engine = create_engine_for(target)
+    try:
+        create_schema(engine)
+        seed_records(engine, records, BENCH_ACCOUNTS, BENCH_SEED)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(f"CREATE TABLE {MARKER_TABLE} (records bigint, seed bigint, accounts int)")
+            )
+            connection.execute(
+                sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a)"),
+                {"r": records, "s": BENCH_SEED, "a": BENCH_ACCOUNTS},
+            )
+    finally:
+        engine.dispose()
     if log:
         print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
     return target

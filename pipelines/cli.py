@@ -15,7 +15,12 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine
 
 from pipelines.local_instance import ensure_local_instance
-from record_exports.database import DatabaseSettingError, connect_checked, parse_database_url
+from record_exports.database import (
+    DatabaseBusyError,
+    DatabaseSettingError,
+    connect_checked,
+    parse_database_url,
+)
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, choices, parse_export_params
 from record_exports.schema import STATUSES, create_schema
@@ -129,17 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database() -> Engine:
-    """The records database, for the commands that create its tables; the folder of a SQLite
-    file is created when missing (as `make demo` needs for the default `data/records.db`)."""
+def _database(create: bool = False) -> Engine:
+    """The records database. Only `init-db` and `seed` may create a missing SQLite file (and
+    its folder, as `make demo` needs for the default `data/records.db`)."""
     target = parse_database_url(RECORDS_DATABASE_URL.value())
-    if not target.is_postgresql:
+    if create and not target.is_postgresql:
         Path(target.adbc_uri()).parent.mkdir(parents=True, exist_ok=True)
-    return connect_checked(RECORDS_DATABASE_URL.value())
+    return connect_checked(RECORDS_DATABASE_URL.value(), create=create)
 
 
 def command_init_db(_: argparse.Namespace) -> int:
-    engine = _database()
+    engine = _database(create=True)
     create_schema(engine)
     print(f"schema ready in {engine.url.render_as_string(hide_password=True)}")
     return EXIT_OK
@@ -150,7 +155,7 @@ def command_seed(args: argparse.Namespace) -> int:
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
-    engine = _database()
+    engine = _database(create=True)
     create_schema(engine)
     if args.if_empty and has_records(engine):
         print("records already present; nothing seeded (--if-empty)")
@@ -216,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(error), EXIT_BAD_INPUT)
     except ExportInputError as error:
         _fail(f"{error}", EXIT_BAD_INPUT)
+    except DatabaseBusyError as error:
+        _fail(str(error), EXIT_FAILED)
 
 
 if __name__ == "__main__":

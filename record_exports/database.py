@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -18,6 +19,12 @@ class DatabaseSettingError(ValueError):
     """The database URL is malformed, unsupported or unreachable; the message names the variable."""
 
 
+class DatabaseBusyError(RuntimeError):
+    """The database is fine but another connection's lock keeps it from being read now
+    (a SQLite writer in the middle of a commit or holding an exclusive transaction).
+    Not bad input: the same command can succeed once the writer is done."""
+
+
 @dataclass(frozen=True)
 class DatabaseTarget:
     """A validated database URL: the SQLAlchemy form and the plain form the ADBC drivers take."""
@@ -31,6 +38,10 @@ class DatabaseTarget:
     @property
     def is_postgresql(self) -> bool:
         return self.backend == "postgresql"
+
+    def describe(self) -> str:
+        """The URL for messages: never the password."""
+        return self.url.render_as_string(hide_password=True)
 
     def adbc_uri(self) -> str:
         """libpq URI for ADBC PostgreSQL, or the SQLite file path."""
@@ -69,6 +80,45 @@ def parse_database_url(raw: str, variable: str = RECORDS_DATABASE_URL.variable) 
     return DatabaseTarget(url=url)
 
 
+# What SQLite's own messages say for SQLITE_BUSY, SQLITE_LOCKED and SQLITE_NOTADB. ADBC's
+# SQLite driver reports only the message (in a ProgrammingError), so both drivers' errors
+# are told apart by it.
+_SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked")
+_SQLITE_NOT_A_DATABASE = "file is not a database"
+
+
+def require_sqlite_file(
+    target: DatabaseTarget, variable: str = RECORDS_DATABASE_URL.variable
+) -> None:
+    """A SQLite URL naming no file is bad input; opening it would create an empty database."""
+    if target.is_postgresql or target.url.database is None:
+        return
+    path = Path(target.url.database)
+    if not path.is_file():
+        raise DatabaseSettingError(
+            f"{variable} ({target.describe()}) names a SQLite file that does not exist; "
+            "check the path, or run `record-exports init-db` to create the database"
+        )
+
+
+def sqlite_error(
+    target: DatabaseTarget, message: str, variable: str = RECORDS_DATABASE_URL.variable
+) -> DatabaseSettingError | DatabaseBusyError | None:
+    """The user-facing error for a SQLite failure to open or read a file, if it is one of
+    ours: not a database (bad input) or locked by a writer (try again later)."""
+    if target.is_postgresql:
+        return None
+    where = f"{variable} ({target.describe()})"
+    if _SQLITE_NOT_A_DATABASE in message:
+        return DatabaseSettingError(f"{where} is not a SQLite database (file is not a database)")
+    if any(busy in message for busy in _SQLITE_BUSY_MESSAGES):
+        return DatabaseBusyError(
+            f"{where} is locked by another connection writing to it (database is locked); "
+            "try again when the writer has finished"
+        )
+    return None
+
+
 def create_engine_for(target: DatabaseTarget) -> Engine:
     if target.is_postgresql:
         return sa.create_engine(target.url, pool_pre_ping=True)
@@ -84,16 +134,31 @@ def require_records_schema(engine: Engine, variable: str = RECORDS_DATABASE_URL.
         )
 
 
-def connect_checked(raw: str, variable: str = RECORDS_DATABASE_URL.variable) -> Engine:
-    """An engine whose database answered a trivial query, or a `DatabaseSettingError`."""
+def connect_checked(
+    raw: str, variable: str = RECORDS_DATABASE_URL.variable, *, create: bool = False
+) -> Engine:
+    """An engine whose database answered a query, or a `DatabaseSettingError` (a
+    `DatabaseBusyError` when a SQLite writer holds a lock past the driver's wait).
+
+    A SQLite file must exist unless `create` (what `init-db` and `seed` ask for). The
+    SQLite check reads the schema, which is what finds a file that is not a database and a
+    lock that blocks readers; a bare `SELECT 1` touches neither.
+    """
     target = parse_database_url(raw, variable)
+    if not create:
+        require_sqlite_file(target, variable)
     engine = create_engine_for(target)
+    probe = "SELECT 1" if target.is_postgresql else "SELECT count(*) FROM sqlite_master"
     try:
         with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+            connection.execute(sa.text(probe))
     except DBAPIError as error:
         engine.dispose()
         reason = first_line(str(error.orig) if error.orig else str(error))
-        where = target.url.render_as_string(hide_password=True)
-        raise DatabaseSettingError(f"{variable} ({where}) is unreachable: {reason}") from None
+        explained = sqlite_error(target, reason, variable)
+        if explained is not None:
+            raise explained from None
+        raise DatabaseSettingError(
+            f"{variable} ({target.describe()}) is unreachable: {reason}"
+        ) from None
     return engine

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from record_exports.atomic import ReportsDigest, atomic_file, file_digest
-from record_exports.database import DatabaseTarget, create_engine_for
+from record_exports.database import DatabaseTarget, create_engine_for, require_sqlite_file
 from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
 from record_exports.manifest import Manifest, write_manifest
@@ -96,7 +96,8 @@ def default_batches(
     target: DatabaseTarget, params: ExportParams, account_ids: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
     """The whole selection, in export order, read on one connection (on PostgreSQL the
-    server may sort it with a parallel worker; see `server_plan`)."""
+    server may sort it with a parallel worker, see `server_plan`; on SQLite the sorter
+    uses helper threads, see `sqlite_reader`)."""
     query = build_query(
         params.columns,
         params.include_remarks,
@@ -124,9 +125,12 @@ def run_export(
     `engine`, an engine on the same database that the caller already holds (a Dagster run's),
     serves the account-code lookup; without one, a short-lived engine is made for it, only
     when there are codes to look up. Raises `ExportInputError` (before reading any record)
-    for bad input; any other error leaves nothing under `destination`.
+    for bad input, and `DatabaseSettingError` for a SQLite file that is missing (checked
+    first: resolving account codes would otherwise create an empty one); any other error
+    leaves nothing under `destination`.
     """
     started = time.monotonic()
+    require_sqlite_file(target)
     account_ids = _account_ids(target, params.account_codes, engine)
     options = SinkOptions(
         columns=params.columns,

@@ -15,6 +15,11 @@ class ExportInputError(ValueError):
         self.message = message
 
 
+class ExportFailedError(RuntimeError):
+    """The export started but could not finish for a reason explained in its message (a full
+    temporary folder, a locked or damaged SQLite file); no file was left under a final name."""
+
+
 def first_line(error: BaseException | str) -> str:
     """One line for a request row, a log line or a CLI message: an exception as
     `Type: first line of its message` (its type alone when it has none), an error text (one

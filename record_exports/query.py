@@ -16,9 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
-from record_exports.columns import OutputColumn
+from record_exports.columns import ALL_COLUMNS, ColumnKind, OutputColumn
 from record_exports.params import ExportParams
 from record_exports.schema import (
     MONEY_COLUMNS,
@@ -29,6 +30,9 @@ from record_exports.schema import (
 )
 
 SETTING_PREFIX = "record_exports."
+# On SQLite a nullable text column travels as never-NULL text plus this flag column
+# (`<name>__is_null`); `sqlite_reader` puts the NULLs back. See `_sqlite_selected`.
+SQLITE_NULL_FLAG_SUFFIX = "__is_null"
 
 # The record columns each computed field reads.
 COMPUTED_INPUTS: dict[str, tuple[str, ...]] = {
@@ -89,6 +93,45 @@ def _selected(name: str, is_postgresql: bool) -> ColumnElement[Any]:
         # ADBC returns uuid as binary; text is what every format writes.
         return sa.cast(record_column, sa.Text).label(name)
     return record_column.label(name)
+
+
+def _is_nullable(name: str) -> bool:
+    """Whether a source column can be NULL in the result: remarks come from outer joins."""
+    if name in ("order_remark", "service_remark"):
+        return True
+    if name == "account_code":
+        return False
+    return bool(bookkeeping_records.c[name].nullable)
+
+
+def _sqlite_selected(name: str) -> list[ColumnElement[Any]]:
+    """A source column as SQLite returns it to ADBC.
+
+    ADBC's SQLite driver types each result column by the values in its first batch, and a
+    column with only NULLs there becomes int64, so the first text after it fails the read.
+    A nullable text column (dates and timestamps are text on SQLite too) is therefore
+    selected as text that is never NULL plus an integer flag saying where the NULLs were.
+    """
+    selected = _selected(name, is_postgresql=False)
+    if ALL_COLUMNS[name] in (ColumnKind.INTEGER, ColumnKind.MONEY) or not _is_nullable(name):
+        return [selected]
+    value = selected.element
+    return [
+        sa.func.coalesce(value, "").label(name),
+        value.is_(None).label(name + SQLITE_NULL_FLAG_SUFFIX),
+    ]
+
+
+def _sqlite_sort_key(column: Any) -> ColumnElement[Any]:
+    """`+column`: SQLite may not walk an index for a term written so.
+
+    Walking the `(updated_at, id)` index reads the table a page per row, in random order
+    unless rows were written in `updated_at` order (the bench data was not); a scan and a
+    sort (with `PRAGMA threads`, see `sqlite_reader`) was 1.3-1.6x faster there
+    (bench/README.md), and it lets the planner pick the `(account_id, sale_date)` index
+    for filters.
+    """
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
 class _Values:
@@ -166,12 +209,13 @@ def build_query(
     values = _Values(is_postgresql)
     conditions = _conditions(filters, values)
 
-    statement = (
-        sa.select(*(_selected(name, is_postgresql) for name in needed))
-        .select_from(source)
-        .where(*conditions)
-        .order_by(records.c.updated_at.desc(), records.c.id.desc())
-    )
+    if is_postgresql:
+        selected = [_selected(name, is_postgresql) for name in needed]
+        order = [records.c.updated_at.desc(), records.c.id.desc()]
+    else:
+        selected = [element for name in needed for element in _sqlite_selected(name)]
+        order = [_sqlite_sort_key(records.c.updated_at).desc(), records.c.id.desc()]
+    statement = sa.select(*selected).select_from(source).where(*conditions).order_by(*order)
     return _compile(statement, values)
 
 

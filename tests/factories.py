@@ -119,7 +119,12 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 def oracle_copy_csv(url: str, money: str = "cents", where: str = "TRUE") -> bytes:
     """What `COPY (...) TO STDOUT WITH (FORMAT csv, HEADER)` prints for the export."""
-    statement = f"COPY ({reference_select(money, where)}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    return copy_csv(url, reference_select(money, where))
+
+
+def copy_csv(url: str, select: str) -> bytes:
+    """What `COPY (<select>) TO STDOUT WITH (FORMAT csv, HEADER)` prints (constant SQL)."""
+    statement = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER)"
     with (
         psycopg.connect(libpq_url(url)) as connection,
         connection.cursor() as cursor,

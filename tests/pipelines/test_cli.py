@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +23,7 @@ from pipelines.cli import main
 from record_exports.schema import export_requests
 from record_exports.seed import seed_records
 from tests.factories import count_rows
+from tests.sqlite_lock import sqlite_write_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,11 +84,61 @@ def test_bad_database_url_is_one_line_exit_2(url: str, hint: str, dagster_env: P
 
 
 @pytest.mark.slow
-def test_export_from_a_database_without_tables_exit_2(sqlite_url: str, dagster_env: Path) -> None:
-    result = run_cli("export", env={"RECORDS_DATABASE_URL": sqlite_url})
+def test_export_from_a_database_without_tables_exit_2(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    sqlite3.connect(path).close()
+    result = run_cli("export", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
     assert result.returncode == 2
     assert "has no records tables; run `record-exports init-db` first" in result.stderr
     assert files_under(dagster_env) == []
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: RECORDS_DATABASE_URL (sqlite:///"), lines[0]
+    return lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "request"])
+def test_missing_sqlite_file_exit_2_and_not_created(
+    command: str, tmp_path: Path, dagster_env: Path
+) -> None:
+    path = tmp_path / "records.db"
+    result = run_cli(command, "--format", "xlsx", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode == 2
+    assert "names a SQLite file that does not exist" in one_line_error(result)
+    assert not path.exists()
+    assert files_under(dagster_env) == []
+
+
+@pytest.mark.slow
+def test_sqlite_file_that_is_not_a_database_exit_2(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    content = b"id,item_name\n1,exported last week\n" * 1_000
+    path.write_bytes(content)
+    result = run_cli("export", env={"RECORDS_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.returncode == 2
+    assert "is not a SQLite database" in one_line_error(result)
+    assert path.read_bytes() == content
+    assert files_under(dagster_env) == []
+
+
+@pytest.mark.slow
+def test_sqlite_locked_by_a_writer_exit_1_then_exports(tmp_path: Path, dagster_env: Path) -> None:
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "300", "--accounts", "2", env=env).returncode == 0
+    with sqlite_write_lock(path):
+        result = run_cli("export", "--format", "xlsx", env=env)
+        assert result.returncode == 1
+        assert "is locked by another connection writing to it" in one_line_error(result)
+        assert files_under(dagster_env) == []
+    result = run_cli("export", "--format", "xlsx", env=env)
+    assert result.returncode == 0, result.stderr
+    written = Path(result.stdout.split("\t")[0])
+    assert written.suffix == ".xlsx" and written.exists()
 
 
 @pytest.mark.slow
@@ -225,3 +282,75 @@ def test_unknown_choice_is_one_line_exit_2_before_any_query(
     assert error.count("\n") == 1, error
     assert error.startswith(f"error: {field}: unknown value") and valid in error
     assert files_under(dagster_env) == []
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs mounted on `folder` (the tests run as root, as CI does)."""
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def used_bytes(folder: Path) -> int:
+    usage = shutil.disk_usage(folder)
+    return usage.total - usage.free
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small_tmpfs", "256k") as folder:
+        yield folder
+
+
+@pytest.mark.slow
+def test_sqlite_sort_with_a_full_temp_folder_exit_1_leaves_nothing(
+    tmp_path: Path, dagster_env: Path, small_tmpfs: Path
+) -> None:
+    """SQLite's sorter spills to SQLITE_TMPDIR; when that fills up the export fails in one
+    line, leaves no export and no temporary file, and succeeds once there is room."""
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "20000", "--accounts", "2", env=env).returncode == 0
+    result = run_cli("export", env={**env, "SQLITE_TMPDIR": str(small_tmpfs)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: export failed:"), result.stderr
+    assert "SQLite's temporary folder is full" in lines[0]
+    assert files_under(dagster_env) == []
+    assert list(small_tmpfs.iterdir()) == []
+    result = run_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split("\t")[1].split()[0]) > 19_000
+
+
+@pytest.mark.slow
+def test_sqlite_export_killed_while_sorting_leaves_nothing(
+    tmp_path: Path, dagster_env: Path
+) -> None:
+    """SIGKILL while SQLite's sorter holds spilled runs: no export, and the runs' space comes
+    back (SQLite unlinks its temporary files as it opens them)."""
+    path = tmp_path / "records.db"
+    env = {"RECORDS_DATABASE_URL": f"sqlite:///{path}"}
+    assert run_cli("seed", "--records", "60000", "--accounts", "2", env=env).returncode == 0
+    with tmpfs(tmp_path / "sort_tmpfs", "256m") as folder:
+        export = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "export"],
+            env={**os.environ, **env, "SQLITE_TMPDIR": str(folder)},
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while used_bytes(folder) == 0 and export.poll() is None:
+            assert time.monotonic() < deadline, "the sort never spilled"
+            time.sleep(0.005)
+        spilled = used_bytes(folder)
+        export.send_signal(signal.SIGKILL)
+        assert export.wait(timeout=30) == -signal.SIGKILL
+        assert spilled > 0 and used_bytes(folder) == 0
+        assert list(folder.iterdir()) == []
+    assert [p for p in files_under(dagster_env) if not p.name.startswith(".")] == []

@@ -18,6 +18,7 @@ from record_exports.params import ExportParams, parse_export_params
 from record_exports.seed import seed_records
 from tests.factories import (
     HOSTILE,
+    NULLABLE_MONEY,
     add_account,
     insert_order_remarks,
     insert_records,
@@ -26,14 +27,32 @@ from tests.factories import (
 )
 
 EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# The newest records of `populate`: read first, with every nullable column NULL.
+NEWEST_TIME = dt.datetime(2027, 1, 1, 0, 0, 0, 123_456, tzinfo=dt.UTC)
+NULL_FIRST_ROWS = 12
+# Batches of the SQLite reader in the tests that compare it with PostgreSQL: the first
+# batch is all NULL in the nullable columns and the second starts among those rows.
+SMALL_BATCH_ROWS = NULL_FIRST_ROWS - 5
 BatchSource = Callable[[DatabaseTarget, ExportParams, Sequence[str]], Iterator[pa.RecordBatch]]
 
 
 def populate(engine: Engine) -> None:
-    """Every status × null combination, hostile text, ties, soft deletes, and seeded volume."""
+    """Every status × null combination, hostile text, ties, soft deletes, seeded volume, and
+    newest records (read first) with every nullable column NULL and microsecond times."""
     first = add_account(engine, "ACC1")
     second = add_account(engine, "ACC2")
     rows = status_null_matrix(first)
+    rows += [
+        record(
+            first,
+            2_000 + number,
+            amazon_order_id=None,
+            created_at=NEWEST_TIME - dt.timedelta(days=1, microseconds=number),
+            updated_at=NEWEST_TIME + dt.timedelta(microseconds=number * 7),
+            **dict.fromkeys(NULLABLE_MONEY),
+        )
+        for number in range(NULL_FIRST_ROWS)
+    ]
     base = len(rows)
     tie_time = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
     for offset, text in enumerate(HOSTILE):

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from record_exports.database import DatabaseSettingError, connect_checked, parse_database_url
+import pytest
+import sqlalchemy as sa
+
+from record_exports.database import (
+    DatabaseBusyError,
+    DatabaseSettingError,
+    connect_checked,
+    parse_database_url,
+)
+from record_exports.schema import create_schema
+from tests.sqlite_lock import sqlite_write_lock
 
 
 @pytest.mark.parametrize(
@@ -42,5 +52,42 @@ def test_unreachable_database_names_variable_without_password() -> None:
 
 
 def test_reachable_database(postgres_url: str, sqlite_url: str) -> None:
-    for url in (postgres_url, sqlite_url):
-        connect_checked(url).dispose()
+    connect_checked(postgres_url).dispose()
+    connect_checked(sqlite_url, create=True).dispose()
+    connect_checked(sqlite_url).dispose()
+
+
+def test_missing_sqlite_file_is_named_and_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "records.db"
+    for _folder_exists in (False, True):
+        with pytest.raises(DatabaseSettingError) as caught:
+            connect_checked(f"sqlite:///{path}")
+        message = str(caught.value)
+        assert message.startswith("RECORDS_DATABASE_URL") and "\n" not in message
+        assert "does not exist" in message and "init-db" in message
+        assert not path.exists()
+        path.parent.mkdir(exist_ok=True)
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "records.db"
+    path.write_bytes(b"id,item_name\n1,not a database\n" * 100)
+    with pytest.raises(DatabaseSettingError) as caught:
+        connect_checked(f"sqlite:///{path}")
+    message = str(caught.value)
+    assert message.startswith("RECORDS_DATABASE_URL") and "\n" not in message
+    assert "is not a SQLite database" in message
+    assert path.read_bytes() == b"id,item_name\n1,not a database\n" * 100
+
+
+def test_sqlite_locked_by_a_writer_is_busy_not_bad_input(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url)
+    create_schema(engine)
+    engine.dispose()
+    path = Path(parse_database_url(sqlite_url).url.database or "")
+    with sqlite_write_lock(path), pytest.raises(DatabaseBusyError) as caught:
+        connect_checked(sqlite_url)
+    message = str(caught.value)
+    assert message.startswith("RECORDS_DATABASE_URL") and "\n" not in message
+    assert "locked" in message
+    connect_checked(sqlite_url).dispose()

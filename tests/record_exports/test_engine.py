@@ -11,13 +11,12 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
+from record_exports.database import DatabaseTarget
 from record_exports.engine import run_export
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
-from record_exports.schema import create_schema
-from tests.factories import HOSTILE, oracle_copy_csv, oracle_ndjson, oracle_rows
-from tests.record_exports.exporting import decode_excel, export, populate, small_batches, url_of
+from tests.factories import HOSTILE, oracle_copy_csv
+from tests.record_exports.exporting import decode_excel, export, small_batches, url_of
 
 
 def test_hostile_text_round_trips_in_every_format(
@@ -106,22 +105,3 @@ def test_unknown_account_is_rejected_before_reading(
         export(pg_records, tmp_path, "x", account_codes=["ACC1", "NOPE"])
     assert caught.value.field == "account_codes" and "NOPE" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_sqlite_export_equals_postgres_copy(
-    pg_records: DatabaseTarget, sqlite_url: str, tmp_path: Path
-) -> None:
-    """The embedded default computes the same file as PostgreSQL, for the same records."""
-    lite = parse_database_url(sqlite_url)
-    engine = create_engine_for(lite)
-    create_schema(engine)
-    populate(engine)
-    engine.dispose()
-    url = url_of(pg_records)
-    for money in ("cents", "dollars"):
-        path, _ = export(lite, tmp_path, f"lite-{money}", money=money)
-        assert path.read_bytes() == oracle_copy_csv(url, money=money)
-    nd_path, _ = export(lite, tmp_path, "lite", format="ndjson", money="dollars")
-    assert nd_path.read_bytes() == oracle_ndjson(url, "dollars")
-    pq_path, _ = export(lite, tmp_path, "lite", format="parquet")
-    assert pl.read_parquet(pq_path).rows() == oracle_rows(url)
