@@ -34,13 +34,27 @@ def export_output(instance: dg.DagsterInstance, run_id: str) -> tuple[str, int] 
     return None
 
 
+def first_paragraph(text: str) -> str:
+    """The lines before the first blank one, joined: an error without its stack trace."""
+    lines = []
+    for line in text.strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
 def failure_message(context: dg.RunFailureSensorContext) -> str:
-    """The first step error when a step failed, else why the run failed."""
+    """The first step error when a step failed, else the run's own error (a step whose
+    process died on a Celery worker: `WorkerLostError`), else why the run failed."""
     for event in context.get_step_failure_events():
         data: Any = event.event_specific_data
         error = getattr(data, "error", None)
         if error is not None and error.message.strip():
             return str(error.message).strip().splitlines()[0]
+    run_error = getattr(context.failure_event.event_specific_data, "error", None)
+    if run_error is not None and run_error.message.strip():
+        return first_paragraph(run_error.message)
     return context.failure_event.message or "the run failed"
 
 

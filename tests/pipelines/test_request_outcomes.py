@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.sensors.export_requests import run_request_for, validate_request
+from pipelines.sensors.request_outcomes import first_paragraph
 from record_exports.schema import accounts, export_requests
 from tests.dagster_support import Setup
 
@@ -221,3 +222,16 @@ def test_write_backs_never_move_a_row_backwards(dagster_setup: Setup) -> None:
     assert not request_store.mark_running(engine, request_id, "r2")
     assert not request_store.reject_request(engine, request_id, "no")
     assert get(engine, request_id).status == "succeeded"
+
+
+def test_a_run_error_is_reported_without_its_stack_trace() -> None:
+    """How a Celery step whose process died reaches the request row (the run's own error)."""
+    error = (
+        "During celery execution errors occurred in workers:\n"
+        "[export]: billiard.exceptions.WorkerLostError: Worker exited prematurely: signal 9\n"
+        "\nStack Trace:\n  File ..."
+    )
+    assert first_paragraph(error) == (
+        "During celery execution errors occurred in workers: [export]: "
+        "billiard.exceptions.WorkerLostError: Worker exited prematurely: signal 9"
+    )
