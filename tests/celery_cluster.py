@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -65,6 +66,19 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def processes_of(home: Path) -> list[int]:
+    """Pids of live processes whose DAGSTER_HOME is `home`: every process a deployment
+    started, and the run processes and code servers those started in turn."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("DAGSTER_HOME") == str(home):
+                found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 @dataclass

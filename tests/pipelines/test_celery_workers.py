@@ -29,6 +29,7 @@ from record_exports.seed import seed_records
 from tests.celery_cluster import (
     CeleryDeployment,
     Service,
+    processes_of,
     rabbitmq_vhost,
     vhost_exists,
     wait_for,
@@ -47,8 +48,9 @@ WORKER_KEY = "Celery worker"
 
 
 def instance_yaml_for_tests() -> str:
-    """deploy/dagster.yaml with two changes. Run monitoring polls every 5 s instead of 60 s,
-    so a pool slot left by a dead step is freed within seconds. And the run queue may
+    """deploy/dagster.yaml, changed twice. Run monitoring polls every 5 s instead of 60 s
+    and frees a finished run's slots after 5 s instead of 30 s, so a slot left by a dead
+    step is freed within seconds. And the run queue may
     launch 3 runs beyond the free `records_database` slots (it launches none by default):
     their steps then wait in the Celery executor for a slot, which is the guard this
     module proves holds across workers."""
@@ -94,8 +96,7 @@ def deployment(
                 yield deployed
             finally:
                 deployed.stop_all()
-            groups = [s.pgid for s in deployed.services.values()]
-            assert not any(psutil.pid_exists(pgid) for pgid in groups)
+            assert processes_of(deployed.home) == [], "processes left behind"
         assert not vhost_exists(broker_url)
     finally:
         _drop_database(storage_name)
