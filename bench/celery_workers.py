@@ -9,7 +9,7 @@ throwaway vhost and databases; tests/celery_cluster.py), like the Celery tests d
 One request per account is filed at once, as the web app would; the wall time runs from
 the creation of the first run to the end of the last, so the sensor's polling interval
 is left out. Trials alternate one worker / two workers; each trial starts its workers
-afresh and warms each up with one small export first.
+afresh and first files one small warm-up export per worker (not timed).
 """
 
 from __future__ import annotations
