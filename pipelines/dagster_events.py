@@ -4,7 +4,9 @@ Dagster has no public call for these: a step's output metadata as seen from outs
 run, and why a step failed (a `Failure`'s description, or the error). They are read here
 through `DagsterEvent.step_output_data`, `DagsterEvent.step_failure_data` (its
 `user_failure_data` and its `error`, a `SerializableErrorInfo` with `.message` and `.cause`)
-and `EventLogEntry.dagster_event` of `DagsterInstance.all_logs`.
+and `EventLogEntry.dagster_event` of `DagsterInstance.all_logs`; and a run failure's own
+error through `DagsterEvent.event_specific_data.error` (a run whose step process died on a
+Celery worker has no step failure, only this).
 tests/pipelines/test_dagster_events.py probes each of them against real runs, so a Dagster
 upgrade that changes one fails there, by name.
 """
@@ -44,3 +46,22 @@ def step_failure_message(failures: Iterable[dg.DagsterEvent]) -> str | None:
         if error is not None and error.message.strip():
             return first_line(error.message)
     return None
+
+
+def first_paragraph(text: str) -> str:
+    """The lines before the first blank one, joined: an error without its stack trace."""
+    lines = []
+    for line in text.strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+def run_failure_message(failure: dg.DagsterEvent) -> str | None:
+    """The run's own error (e.g. `WorkerLostError` from a Celery worker), without its stack
+    trace, or None when the run failure carries none."""
+    error: Any = getattr(failure.event_specific_data, "error", None)
+    if error is None or not str(error.message).strip():
+        return None
+    return first_paragraph(str(error.message))

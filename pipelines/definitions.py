@@ -1,9 +1,9 @@
 """The one wiring module: every job, asset, schedule, sensor and resource of the code location.
 
 `workspace.yaml` loads only this module. Resources take their settings through
-`dg.EnvVar`, resolved when a run launches. The one setting read while the definitions
-are built is `EXPORTS_TIMEZONE`: the nightly schedule and the sale-day partitions are
-defined in it.
+`dg.EnvVar`, resolved when a run launches. Two settings are read while the definitions
+are built: `EXPORTS_TIMEZONE` (the nightly schedule and the sale-day partitions are
+defined in it) and `EXPORTS_EXECUTOR` (which engine runs the steps; pipelines/executors.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from assets.daily_account_exports import build_daily_account_exports
+from pipelines.executors import configured_executor
 from pipelines.export_job import export_records
 from pipelines.partitions import daily_account_partitions
 from pipelines.schedules import build_nightly_exports
@@ -62,6 +63,7 @@ def build_definitions(
             *request_outcome_sensors,
         ],
         resources={**default_resources(), **(resource_overrides or {})},
+        executor=configured_executor(),
     )
     resolve_quietly(defs)
     return defs

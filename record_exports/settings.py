@@ -47,8 +47,29 @@ EXPORTS_TIMEZONE = Setting(
     "EXPORTS_TIMEZONE", "UTC", 'time zone of the nightly schedule and of "yesterday"'
 )
 DAGSTER_HOME = Setting("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"), "Dagster instance folder")
+EXPORTS_EXECUTOR = Setting(
+    "EXPORTS_EXECUTOR",
+    "default",
+    "what runs the steps of every job: `default` (on the machine of the run) or `celery`",
+)
+CELERY_BROKER_URL = Setting(
+    "CELERY_BROKER_URL",
+    "amqp://guest:guest@127.0.0.1:5672//",
+    "Celery broker (RabbitMQ) when EXPORTS_EXECUTOR=celery",
+)
+CELERY_RESULT_BACKEND = Setting(
+    "CELERY_RESULT_BACKEND", "rpc://", "Celery result backend when EXPORTS_EXECUTOR=celery"
+)
 
-SETTINGS: tuple[Setting, ...] = (RECORDS_DATABASE_URL, EXPORTS_DIR, EXPORTS_TIMEZONE, DAGSTER_HOME)
+SETTINGS: tuple[Setting, ...] = (
+    RECORDS_DATABASE_URL,
+    EXPORTS_DIR,
+    EXPORTS_TIMEZONE,
+    DAGSTER_HOME,
+    EXPORTS_EXECUTOR,
+    CELERY_BROKER_URL,
+    CELERY_RESULT_BACKEND,
+)
 
 
 def resolve_repo_path(value: str) -> Path:

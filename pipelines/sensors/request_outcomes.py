@@ -13,7 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines import request_store
-from pipelines.dagster_events import output_metadata, step_failure_message
+from pipelines.dagster_events import output_metadata, run_failure_message, step_failure_message
 from pipelines.export_job import export_records, request_id_of
 from resources.records_database import RecordsDatabase
 
@@ -30,9 +30,11 @@ def export_output(instance: dg.DagsterInstance, run_id: str) -> tuple[str, int] 
 
 
 def failure_message(context: dg.RunFailureSensorContext) -> str:
-    """Why the first failed step failed, else why the run failed."""
+    """Why the first failed step failed, else the run's own error (a step whose process
+    died on a Celery worker: `WorkerLostError`), else why the run failed."""
     return (
         step_failure_message(context.get_step_failure_events())
+        or run_failure_message(context.failure_event)
         or context.failure_event.message
         or "the run failed"
     )

@@ -4,6 +4,7 @@ the web app and Dagster."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -73,6 +74,9 @@ def daemon(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # The daemon's code server ignores SIGTERM and outlives the daemon: end the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         log.close()
         # The code server the daemon started is in its group and outlives a SIGTERM.
         assert stop_group(process.pid), "processes of the daemon's group are still running"

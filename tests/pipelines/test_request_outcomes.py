@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines import request_store
+from pipelines.dagster_events import first_paragraph
 from pipelines.sensors.export_requests import run_request_for, validate_request
 from record_exports.schema import accounts, export_requests
 from tests.dagster_support import Setup
@@ -247,3 +248,16 @@ def test_a_request_run_opens_one_engine_and_closes_it(dagster_setup: Setup) -> N
     assert len(pools) == 1
     dagster_setup.engine.dispose()
     assert client_sessions(libpq_url(dagster_setup.url)) == 0
+
+
+def test_a_run_error_is_reported_without_its_stack_trace() -> None:
+    """How a Celery step whose process died reaches the request row (the run's own error)."""
+    error = (
+        "During celery execution errors occurred in workers:\n"
+        "[export]: billiard.exceptions.WorkerLostError: Worker exited prematurely: signal 9\n"
+        "\nStack Trace:\n  File ..."
+    )
+    assert first_paragraph(error) == (
+        "During celery execution errors occurred in workers: [export]: "
+        "billiard.exceptions.WorkerLostError: Worker exited prematurely: signal 9"
+    )

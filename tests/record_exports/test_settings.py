@@ -29,6 +29,9 @@ def test_defaults_are_those_of_the_contract() -> None:
         "EXPORTS_DIR": f"{REPO_ROOT}/exports",
         "EXPORTS_TIMEZONE": "UTC",
         "DAGSTER_HOME": f"{REPO_ROOT}/.dagster_home",
+        "EXPORTS_EXECUTOR": "default",
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "CELERY_RESULT_BACKEND": "rpc://",
     }
 
 
@@ -49,6 +52,9 @@ def test_fill_defaults_keeps_what_is_set() -> None:
         "DAGSTER_HOME": DAGSTER_HOME.default,
         "RECORDS_DATABASE_URL": RECORDS_DATABASE_URL.default,
         "EXPORTS_TIMEZONE": "UTC",
+        "EXPORTS_EXECUTOR": "default",
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "CELERY_RESULT_BACKEND": "rpc://",
     }
     assert make_assignments(environ) == []
     assert make_assignments({"EXPORTS_DIR": "/srv"}) == [
@@ -72,10 +78,8 @@ def test_the_makefile_exports_the_defaults() -> None:
     environ["EXPORTS_DIR"] = "/srv/exports"
     database = make_database(environ)
     assert database == {
-        "RECORDS_DATABASE_URL": RECORDS_DATABASE_URL.default,
+        **{s.variable: s.default for s in SETTINGS},
         "EXPORTS_DIR": "/srv/exports",
-        "EXPORTS_TIMEZONE": "UTC",
-        "DAGSTER_HOME": DAGSTER_HOME.default,
     }
 
 
