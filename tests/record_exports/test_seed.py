@@ -8,7 +8,13 @@ from sqlalchemy.engine import Engine
 
 from record_exports.database import create_engine_for, parse_database_url
 from record_exports.schema import STATUSES, bookkeeping_records, create_schema
-from record_exports.seed import HOSTILE_TEXT, has_records, records_frame, seed_records
+from record_exports.seed import (
+    HOSTILE_TEXT,
+    LAST_CHANGE,
+    has_records,
+    records_frame,
+    seed_records,
+)
 from tests.conftest import count_rows
 
 
@@ -79,4 +85,12 @@ def test_generated_records_cover_every_case() -> None:
         .all()
     )
     assert (frame["updated_at"] >= frame["created_at"]).all()
+    # Nothing after the end of the last sale day (the demo used to hold edits dated weeks
+    # ahead of the clock), while edits still happen on the last days.
+    assert frame["updated_at"].max() < LAST_CHANGE
+    assert frame["created_at"].max() < LAST_CHANGE
+    last_days = frame.filter(
+        pl.col("sale_date") >= pl.lit(LAST_CHANGE.date()) - pl.duration(days=3)
+    )
+    assert (last_days["updated_at"] > last_days["created_at"]).any()
     assert frame["qty"].min() >= 1 and frame["sale_price_cents"].min() >= 0
