@@ -19,7 +19,27 @@ def test_create_schema_twice(engine: Engine) -> None:
     inspector = sa.inspect(engine)
     assert set(metadata.tables) <= set(inspector.get_table_names())
     indexes = {index["name"] for index in inspector.get_indexes("bookkeeping_records")}
-    assert {"ix_records_account_sale_date", "ix_records_updated_at_id"} <= indexes
+    assert {
+        "ix_records_account_sale_date",
+        "ix_records_updated_at_id",
+        "ix_records_sale_date_account",
+    } <= indexes
+
+
+def test_a_schema_from_before_the_change_log_gets_it(engine: Engine) -> None:
+    """`init-db` on a database made by an older version adds the new index, table and triggers."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_records_sale_date_account"))
+        connection.execute(sa.text("DROP TABLE record_changes"))
+    create_schema(engine)
+    inspector = sa.inspect(engine)
+    assert "record_changes" in inspector.get_table_names()
+    indexes = {index["name"] for index in inspector.get_indexes("bookkeeping_records")}
+    assert "ix_records_sale_date_account" in indexes
+    account = add_account(engine, "ACC1")
+    insert_records(engine, [record(account, 1)])
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM record_changes")).scalar() == 1
 
 
 @pytest.mark.parametrize(
