@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from record_exports import atomic
 from record_exports.atomic import HashingWriter, file_digest
 from record_exports.params import Compression
 from record_exports.sinks.text import Output
@@ -62,3 +63,30 @@ def test_aborted_output_has_no_digest(tmp_path: Path, compression: Compression) 
     out.write(b"partial")
     out.abort()
     assert out.written() is None
+
+
+def test_deferred_directory_syncs_fsync_each_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many files into few folders: each rename is in place at once, each folder is fsynced
+    once, by `flush` (the real fsync runs; the spy only counts what it is asked to sync)."""
+    synced: list[Path] = []
+    real = atomic._fsync_path
+
+    def counting(path: Path) -> None:
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(atomic, "_fsync_path", counting)
+    syncs = atomic.DeferredDirectorySyncs()
+    finals = [tmp_path / folder / f"{n}.csv" for folder in ("a", "b") for n in range(5)]
+    for final in finals:
+        with atomic.atomic_file(final, syncs) as temp:
+            temp.write_text("x")
+        assert final.read_text() == "x"
+    assert [path.parent for path in synced] == [final.parent for final in finals]
+    assert not any(path.is_dir() for path in synced)  # each temp file's fsync; no folder yet
+    syncs.flush()
+    assert sorted(synced[len(finals) :]) == [tmp_path / "a", tmp_path / "b"]
+    syncs.flush()
+    assert len(synced) == len(finals) + 2
