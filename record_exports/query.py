@@ -29,6 +29,8 @@ from record_exports.schema import (
 )
 
 SETTING_PREFIX = "record_exports."
+# What daily files are split by; both are also selected.
+DAY_AND_ACCOUNT_KEYS = ("sale_date", "account_code")
 
 # The record columns each computed field reads.
 COMPUTED_INPUTS: dict[str, tuple[str, ...]] = {
@@ -151,9 +153,16 @@ def build_query(
     filters: RecordFilters,
     *,
     is_postgresql: bool,
+    by_day_and_account: bool = False,
 ) -> CompiledQuery:
-    """The ordered SELECT for an export, compiled for the target database."""
+    """The ordered SELECT for an export, compiled for the target database.
+
+    `by_day_and_account` (daily files) also selects `account_code` and puts each account's
+    records of a sale day together, days ascending, each group in export order.
+    """
     needed = source_columns(columns)
+    if by_day_and_account:
+        needed += [name for name in DAY_AND_ACCOUNT_KEYS if name not in needed]
     records = bookkeeping_records
     source: Any = records
     if "account_code" in needed:
@@ -166,11 +175,13 @@ def build_query(
     values = _Values(is_postgresql)
     conditions = _conditions(filters, values)
 
+    # account_id, not account_code: the same grouping, compared as uuids, not collated text.
+    groups = [records.c.sale_date, records.c.account_id] if by_day_and_account else []
     statement = (
         sa.select(*(_selected(name, is_postgresql) for name in needed))
         .select_from(source)
         .where(*conditions)
-        .order_by(records.c.updated_at.desc(), records.c.id.desc())
+        .order_by(*groups, records.c.updated_at.desc(), records.c.id.desc())
     )
     return _compile(statement, values)
 
