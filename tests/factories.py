@@ -201,3 +201,12 @@ def oracle_rows(url: str, money: str = "cents") -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
         cursor.execute(oracle_select(money))
         return cursor.fetchall()
+
+
+def oracle_account_day_csv(url: str, account_code: str, day: dt.date) -> bytes:
+    """What COPY prints for one account's records of one sale day: its daily CSV file.
+    (The values are a uuid and a date this module makes, not outside input.)"""
+    where = (
+        f"r.account_id = '{account_id(account_code)}' AND r.sale_date = DATE '{day.isoformat()}'"
+    )
+    return oracle_copy_csv(url, where=where)
