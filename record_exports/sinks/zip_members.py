@@ -42,8 +42,10 @@ def deflate(data: bytes | memoryview, level: int = zlib.Z_DEFAULT_COMPRESSION) -
     return compressor.compress(data) + compressor.flush()
 
 
-def member(info: zipfile.ZipInfo, data: bytes | memoryview) -> Member:
-    """A member named and dated like `info`, holding `data`."""
+def member(
+    info: zipfile.ZipInfo, data: bytes | memoryview, level: int = zlib.Z_DEFAULT_COMPRESSION
+) -> Member:
+    """A member named and dated like `info`, holding `data` deflated at `level`."""
     if len(data) > _MAX_SIZE:
         raise ValueError(f"{info.filename} is {len(data):,} bytes; zip members here stay < 4 GiB")
     year, month, day, hour, minute, second = info.date_time
@@ -54,7 +56,7 @@ def member(info: zipfile.ZipInfo, data: bytes | memoryview) -> Member:
         external_attr=info.external_attr,
         crc=zlib.crc32(data),
         size=len(data),
-        deflated=deflate(data),
+        deflated=deflate(data, level),
     )
 
 
