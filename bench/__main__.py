@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench import daily as bench_daily
 from bench.database import ensure_seeded
 from bench.reference_sql import SQL as REFERENCE_SQL
 from record_exports.database import DatabaseTarget
@@ -235,7 +236,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--skip-row-references", action="store_true", help="skip the slow row-at-a-time scripts"
     )
+    parser.add_argument(
+        "--daily",
+        choices=["yes", "no", "only"],
+        help="the daily section (default: yes, no on --quick)",
+    )
     args = parser.parse_args(argv)
+    daily = args.daily or ("no" if args.quick else "yes")
+    if daily == "only":
+        report_daily(bench_daily.run(wait_for_quiet))
+        return
     sizes = args.sizes or ([200_000] if args.quick else [2_000_000])
     excel_records = args.excel_records or (50_000 if args.quick else 200_000)
     curve = (
@@ -369,11 +379,37 @@ def main(argv: list[str] | None = None) -> None:
             "",
             table(["records", "seconds", "rows/s", "peak RSS MB", "vs first"], curve_rows),
         ]
+    if daily == "yes":
+        report += ["", *daily_report(bench_daily.run(wait_for_quiet))]
     text = "\n".join(report) + "\n"
     print()
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
+
+
+def daily_report(rows: list[list[str]]) -> list[str]:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return [
+        f"Daily exports (load average before: {load}; see bench/daily.py for what is timed):",
+        "",
+        table(bench_daily.HEADER, rows),
+    ]
+
+
+def report_daily(rows: list[list[str]]) -> None:
+    machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    lines = [
+        f"# record-exports daily benchmark, {when} ({machine})",
+        "",
+        *daily_report(rows),
+    ]
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "daily.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,9 @@ def build_definitions(
             *request_outcome_sensors,
         ],
         resources={**default_resources(), **(resource_overrides or {})},
+        # Every job here is one step: running it in the run's own process saves starting a
+        # second process per run (2-4 s and about 200 MB), which daily runs pay every night.
+        executor=dg.in_process_executor,
     )
     resolve_quietly(defs)
     return defs
