@@ -30,6 +30,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -194,8 +195,9 @@ def export_days(
             syncs=syncs,
             pool=pool,
         )
-        run = _DailyRun(target, engine, selection, root, writers, syncs, ids_by_code, scope_ids)
-        run.batches = batches
+        run = _DailyRun(
+            target, engine, selection, root, writers, syncs, ids_by_code, scope_ids, batches
+        )
         for first, last in chunks(selection.first_day, selection.last_day, chunk_days):
             started = time.monotonic()
             days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
@@ -225,6 +227,7 @@ class _DailyRun:
         syncs: DeferredDirectorySyncs,
         ids_by_code: dict[str, str],
         scope_ids: list[str],
+        batches: ChunkBatches,
     ) -> None:
         self.target = target
         self.engine = engine
@@ -234,7 +237,7 @@ class _DailyRun:
         self.ids_by_code = ids_by_code
         self.scope_ids = scope_ids
         self.scope_codes = list(selection.account_codes) or sorted(ids_by_code)
-        self.batches: ChunkBatches = ordered_batches
+        self.batches = batches
         self.columns = (*writers.options.columns, column("account_code"))
 
     def chunk(self, first: dt.date, last: dt.date) -> list[DayOutcome]:
@@ -264,7 +267,8 @@ class _DailyRun:
             outcomes[day].changes_covered = len(ids)
         return list(outcomes.values())
 
-    def _frames(self, first: dt.date, last: dt.date) -> Iterator[pa.RecordBatch]:
+    def _frames(self, first: dt.date, last: dt.date) -> Iterator[pl.DataFrame]:
+        """The chunk's records as export frames (plus `account_code`), in the read's order."""
         filters = RecordFilters(
             account_ids=tuple(self.scope_ids),
             sale_date_from=first.isoformat(),

@@ -87,11 +87,11 @@ class DailyWriters:
         syncs: DeferredDirectorySyncs,
         pool: Executor,
     ) -> None:
-        self._root = root
+        self.root = root
+        self.syncs = syncs
         self._pool = pool
         self._formats = list(dict.fromkeys(formats))
         self._run_id = run_id
-        self._syncs = syncs
         self._params = {fmt: ExportParams(format=fmt) for fmt in self._formats}
         self.options: SinkOptions = sink_options(ExportParams(), rows_per_sheet)
         self.columns = [column.name for column in self.options.columns]
@@ -150,7 +150,7 @@ class DailyWriters:
             check_account_code(account_code)
             files = []
             for fmt in self._formats:
-                path = daily_path(self._root, account_code, day, fmt.extension)
+                path = daily_path(self.root, account_code, day, fmt.extension)
                 truncated = 0
                 if fmt is ExportFormat.CSV and csv is not None:
                     digest = self._write_payload(path, self._csv_header + csv)
@@ -160,18 +160,18 @@ class DailyWriters:
                     truncated = workbook.truncated_cells
                 else:
                     digest = self._write_with_sink(path, fmt, rows)
-                files.append(self._finish(fmt, key, path, rows.height, digest, truncated))
+                files.append(self.finish_file(fmt, key, path, rows.height, digest, truncated))
             return files
         except Exception as error:  # noqa: BLE001 - reported for this account-day; see above
             return error
 
     def _write_payload(self, path: Path, payload: bytes) -> FileDigest:
-        with atomic_file(path, self._syncs) as temp:
+        with atomic_file(path, self.syncs) as temp:
             temp.write_bytes(payload)
         return len(payload), hashlib.sha256(payload).hexdigest()
 
     def _write_with_sink(self, path: Path, fmt: ExportFormat, frame: pl.DataFrame) -> FileDigest:
-        with atomic_file(path, self._syncs) as temp:
+        with atomic_file(path, self.syncs) as temp:
             sink = SINKS[fmt](temp, self.options)
             try:
                 sink.write(frame.select(self.columns))
@@ -182,7 +182,7 @@ class DailyWriters:
             written = sink.written() if isinstance(sink, ReportsDigest) else None
             return written if written is not None else file_digest(temp)
 
-    def _finish(
+    def finish_file(
         self,
         fmt: ExportFormat,
         key: Key,
@@ -191,11 +191,12 @@ class DailyWriters:
         digest: FileDigest,
         truncated_cells: int,
     ) -> DailyFile:
+        """Write the manifest of a file renamed into place; what the run reports of it."""
         day, account_code = key
         manifest = export_manifest(
             self._params_for(fmt, account_code, day), rows, digest, self._run_id
         )
-        write_manifest(path, manifest, self._syncs)
+        write_manifest(path, manifest, self.syncs)
         return DailyFile(account_code, day, fmt.value, path, rows, *digest, truncated_cells)
 
     def start_large(self, key: Key) -> LargeFiles:
@@ -215,8 +216,8 @@ class LargeFiles:
         try:
             check_account_code(account_code)
             for fmt in writers.formats:
-                path = daily_path(writers._root, account_code, day, fmt.extension)
-                temp = self._stack.enter_context(atomic_file(path, writers._syncs))
+                path = daily_path(writers.root, account_code, day, fmt.extension)
+                temp = self._stack.enter_context(atomic_file(path, writers.syncs))
                 self._sinks.append((fmt, path, temp, SINKS[fmt](temp, writers.options)))
         except BaseException as error:
             self.abort(error)
@@ -237,7 +238,7 @@ class LargeFiles:
             done.append((fmt, path, written or file_digest(temp), report.truncated_cells))
         self._stack.close()
         return [
-            self._writers._finish(fmt, self.key, path, self._rows, digest, truncated)
+            self._writers.finish_file(fmt, self.key, path, self._rows, digest, truncated)
             for fmt, path, digest, truncated in done
         ]
 
