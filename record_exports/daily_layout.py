@@ -9,11 +9,17 @@ from collections import defaultdict
 from pathlib import Path
 
 from record_exports.manifest import MANIFEST_SUFFIX
-from record_exports.params import ExportFormat
+from record_exports.params import ACCOUNT_CODE_PATTERN, ExportFormat
 
 DAILY_FOLDER = "daily"
 LOCKS_FOLDER = ".locks"
 EXTENSIONS = tuple(export_format.extension for export_format in ExportFormat)
+
+
+def names_a_folder(account_code: str) -> bool:
+    """Whether an account code can be a folder of its own below the daily root: letters,
+    digits, `_`, `.`, `-` (the codes exports accept), but not `.` or `..`."""
+    return bool(ACCOUNT_CODE_PATTERN.fullmatch(account_code)) and account_code.strip(".") != ""
 
 
 def daily_path(root: Path, account_code: str, day: dt.date, extension: str) -> Path:

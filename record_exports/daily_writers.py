@@ -35,10 +35,10 @@ from record_exports.atomic import (
     atomic_file,
     file_digest,
 )
-from record_exports.daily_layout import daily_path
+from record_exports.daily_layout import daily_path, names_a_folder
 from record_exports.engine import SINKS, export_manifest, sink_options
 from record_exports.manifest import write_manifest
-from record_exports.params import ACCOUNT_CODE_PATTERN, ExportFormat, ExportParams
+from record_exports.params import ExportFormat, ExportParams
 from record_exports.sinks.base import RecordSink, SinkOptions
 from record_exports.sinks.csv import csv_columns, csv_header, csv_lines
 from record_exports.sinks.text import StringRuns
@@ -67,10 +67,10 @@ AccountDayResult = tuple[Key, list[DailyFile] | Exception]
 
 def check_account_code(account_code: str) -> None:
     """An account code names folders and files; one that cannot is this account's failure."""
-    if not ACCOUNT_CODE_PATTERN.fullmatch(account_code):
+    if not names_a_folder(account_code):
         raise ValueError(
             f"account code {account_code[:80]!r} cannot name a folder (letters, digits, '_', "
-            "'.', '-')"
+            "'.', '-'; not only dots)"
         )
 
 

@@ -37,7 +37,8 @@ from sqlalchemy.engine import Engine
 from assets.daily_account_exports import ASSET_NAME
 from pipelines.partitions import existing_days, partition_day
 from record_exports.change_log import PendingChange, delete_changes, pending_changes
-from record_exports.params import ACCOUNT_CODE_PATTERN, MAX_LIST_ITEMS
+from record_exports.daily_layout import names_a_folder
+from record_exports.params import MAX_LIST_ITEMS
 from resources.records_database import RecordsDatabase
 
 CHANGES_PER_TICK = 20_000
@@ -115,7 +116,7 @@ class TickPlan:
 
 def usable_code(account_code: str | None) -> bool:
     """A known account whose code can name a folder (a deleted account's is None)."""
-    return account_code is not None and ACCOUNT_CODE_PATTERN.fullmatch(account_code) is not None
+    return account_code is not None and names_a_folder(account_code)
 
 
 def by_day(changes: Iterable[PendingChange]) -> dict[dt.date, DayChanges]:
@@ -186,10 +187,8 @@ def plan_tick(
 ) -> TickPlan:
     plan = TickPlan()
     pending = pending_changes(engine, CHANGES_PER_TICK)
-    usable = [
-        c for c in pending if c.account_code and ACCOUNT_CODE_PATTERN.fullmatch(c.account_code)
-    ]
-    unusable = [c for c in pending if c not in usable]
+    usable = [c for c in pending if usable_code(c.account_code)]
+    unusable = [c for c in pending if not usable_code(c.account_code)]
     if unusable and log is not None:
         log.warning(f"{len(unusable)} change(s) of accounts without a usable account code dropped")
     plan.dropped_ids += [c.id for c in unusable]

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from record_exports.change_log import pending_changes
 from record_exports.columns import OutputColumn
-from record_exports.daily import DailySelection, export_days, ordered_batches
+from record_exports.daily import DailyExportError, DailySelection, export_days, ordered_batches
 from record_exports.daily_layout import daily_path, lock_folder
 from record_exports.database import DatabaseTarget
 from record_exports.day_locks import hold_days
@@ -27,6 +27,7 @@ from record_exports.params import ExportFormat, parse_export_params
 from record_exports.query import RecordFilters
 from record_exports.schema import bookkeeping_records, record_changes
 from record_exports.seed import seed_records
+from tests.factories import add_account, insert_records, record
 
 FORMATS = (ExportFormat.CSV, ExportFormat.XLSX)
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 11, 28)
@@ -188,3 +189,19 @@ def test_an_unknown_account_is_bad_input_and_touches_nothing(
             )
         )
     assert not (tmp_path / "daily").exists()
+
+
+def test_an_account_code_that_cannot_name_a_folder_fails_alone(
+    target: DatabaseTarget, engine: Engine, tmp_path: Path
+) -> None:
+    """`..` passes the account-code pattern of exports, but as a folder it would put files
+    outside the daily root: that account-day fails, the others are written."""
+    day = dt.date(2026, 10, 1)
+    good, dots = add_account(engine, "ACC1"), add_account(engine, "..")
+    insert_records(engine, [record(good, 1, sale_date=day), record(dots, 2, sale_date=day)])
+    root = tmp_path / "exports" / "daily"
+    with pytest.raises(DailyExportError, match=r"\.\. 2026-10-01: ValueError") as raised:
+        list(export_days(target, DailySelection(day, day, FORMATS), root))
+    assert [f.account_code for f in raised.value.failures] == [".."]
+    assert daily_path(root, "ACC1", day, "csv").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*.csv")) == ["ACC1_2026-10-01.csv"]

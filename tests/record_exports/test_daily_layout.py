@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from record_exports.daily_layout import daily_path, existing_files, months
+from record_exports.daily_layout import daily_path, existing_files, months, names_a_folder
 
 
 def test_paths_and_months() -> None:
@@ -43,3 +43,9 @@ def test_existing_files_of_an_account_and_days(tmp_path: Path) -> None:
         dt.date(2024, 2, 1): sorted(wanted[1:]),
     }
     assert existing_files(tmp_path, "ACC2", dt.date(2024, 1, 1), dt.date(2024, 12, 31)) == {}
+
+
+def test_only_codes_that_stay_in_their_own_folder() -> None:
+    assert names_a_folder("ACC7") and names_a_folder("store.eu-2") and names_a_folder("a..b")
+    for code in (".", "..", "...", "a/b", "../x", "", "x" * 65, "semi;colon"):
+        assert not names_a_folder(code), code
