@@ -94,7 +94,7 @@ def day_materialization(
     total_bytes = sum(file.bytes for file in outcome.files)
     listed = "" if accounts <= TABLE_ROWS else f" (the table lists the first {TABLE_ROWS})"
     description = (
-        f"{len(outcome.files)} files of {day} for {accounts} accounts{listed}, in "
+        f"{len(outcome.files)} files of {day} for {accounts} account(s){listed}, in "
         f"{root}/<account>/{day:%Y}/{day:%m}/<account>_{day}.<ext>"
     )
     if outcome.removed:
