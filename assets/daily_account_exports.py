@@ -1,108 +1,144 @@
-"""`daily_account_exports`: one account's records of one sale day, as files in each format.
+"""`daily_account_exports`: every account's records of a sale day, one file per account and format.
 
-Partitioned by account × sale day (pipelines.partitions); each partition writes
-`EXPORTS_DIR/daily/<account>/<YYYY>/<MM>/<account>_<YYYY-MM-DD>.<ext>` for every format
-in its config, through the same `run_export` as the `export_records` job. Materializing
-a partition again (a backfill, the nightly schedule, `changed_records_sensor`) replaces
-its files atomically.
+Partitioned by sale day only (pipelines.partitions). A run of a day, or of a range of days
+(a backfill runs as one run: `BackfillPolicy.single_run`), writes
+`EXPORTS_DIR/daily/<account>/<YYYY>/<MM>/<account>_<YYYY-MM-DD>.<ext>` for each account
+that has records that day, in every configured format, through `record_exports.daily`:
+one ordered read per month of days, split into files. An account-day without records
+gets no file, and a file whose records are gone is removed.
+
+Each day is recorded as materialized as soon as its files are written, so a long
+backfill shows its progress, and a failure keeps the days already done. A failed
+account-day fails the run at the end, naming the account and day; the other files stay.
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset's type annotations at runtime.
 
-from typing import Any
+import datetime as dt
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from pipelines.concurrency import RECORDS_DATABASE_POOL
-from pipelines.partitions import split_partition_key
-from pipelines.run_metadata import log_result
+from pipelines.partitions import partition_day
 from pipelines.step_errors import export_step_errors
-from record_exports.engine import ExportResult, run_export
+from record_exports.daily import DailyExportError, DailySelection, DayOutcome, export_days
 from record_exports.errors import ExportInputError
-from record_exports.params import ExportParams, parse_export_params
+from record_exports.params import ExportFormat, parse_export_params
 from resources.export_storage import ExportStorage
-from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
 
 ASSET_NAME = "daily_account_exports"
 DEFAULT_FORMATS = ["csv", "xlsx"]
+# Rows of the per-account table in a day's metadata; the totals count every account.
+TABLE_ROWS = 100
 
 
 class DailyExportsConfig(dg.Config):
-    """Which files each partition writes (csv, ndjson, json, xlsx, parquet; checked by
-    `parse_export_params`); the default is what accountants open."""
+    """Which files a run writes; the defaults are what accountants open every morning."""
 
-    formats: list[str] = DEFAULT_FORMATS
+    formats: list[str] = Field(
+        default=DEFAULT_FORMATS,
+        description="File formats to write for each account and day: csv, ndjson, json, "
+        "xlsx, parquet.",
+    )
+    account_codes: list[str] = Field(
+        default=[],
+        description="Accounts to export (empty: every account). changed_records_sensor "
+        "names the accounts whose records changed.",
+    )
 
 
-def partition_params(account_code: str, day: str, formats: list[str]) -> list[ExportParams]:
-    """One export per format of one account's records of one sale day."""
-    if not formats:
-        raise ExportInputError("formats", "name at least one format")
-    return [
-        parse_export_params(
-            {
-                "format": name,
-                "account_codes": [account_code],
-                "sale_date_from": day,
-                "sale_date_to": day,
-            }
+def selection_for(
+    first_day: dt.date, last_day: dt.date, config: DailyExportsConfig
+) -> DailySelection:
+    """The days and files a run writes; bad config is `ExportInputError` naming the field."""
+    if not config.formats:
+        raise ExportInputError(
+            "formats", "name at least one format: csv, ndjson, json, xlsx, parquet"
         )
-        for name in dict.fromkeys(formats)
+    formats = tuple(
+        dict.fromkeys(parse_export_params({"format": name}).format for name in config.formats)
+    )
+    codes = parse_export_params({"account_codes": list(config.account_codes)}).account_codes
+    return DailySelection(first_day, last_day, formats, codes)
+
+
+def day_table(outcome: DayOutcome, formats: Sequence[ExportFormat]) -> dg.TableMetadataValue:
+    """One row per account (the first `TABLE_ROWS`): rows, bytes and the file of each format."""
+    by_account: dict[str, dict[str, str | int]] = {}
+    for file in outcome.files:
+        row = by_account.setdefault(
+            file.account_code, {"account": file.account_code, "rows": file.row_count, "bytes": 0}
+        )
+        row["bytes"] = int(row["bytes"]) + file.bytes
+        row[file.format] = str(file.path)
+    columns = [
+        dg.TableColumn("account", "string"),
+        dg.TableColumn("rows", "int"),
+        dg.TableColumn("bytes", "int", description="all formats together"),
+        *(dg.TableColumn(fmt.value, "path") for fmt in formats),
     ]
+    records = [dg.TableRecord(row) for _, row in sorted(by_account.items())[:TABLE_ROWS]]
+    return dg.MetadataValue.table(records, dg.TableSchema(columns))
 
 
-def materialization_metadata(results: list[ExportResult]) -> dict[str, Any]:
-    """The job's metadata names, for several files: `path`, `bytes` and `sha256` map each
-    format to its file; row count, columns and filters are the same for every format."""
-    first = results[0]
-    return {
-        "dagster/row_count": dg.MetadataValue.int(first.row_count),
-        "path": dg.MetadataValue.json({r.format: str(r.path) for r in results}),
-        "bytes": dg.MetadataValue.json({r.format: r.bytes for r in results}),
-        "sha256": dg.MetadataValue.json({r.format: r.sha256 for r in results}),
-        "format": dg.MetadataValue.text(", ".join(r.format for r in results)),
-        "columns": dg.MetadataValue.json(first.columns),
-        "filters": dg.MetadataValue.json(first.filters),
-        "money": dg.MetadataValue.text(first.money),
-        "seconds": dg.MetadataValue.float(round(sum(r.seconds for r in results), 3)),
-        "truncated_cells": dg.MetadataValue.int(sum(r.truncated_cells for r in results)),
-    }
-
-
-def _write_partition(
-    context: dg.AssetExecutionContext,
-    config: DailyExportsConfig,
-    records_database: RecordsDatabase,
-    export_storage: ExportStorage,
-    progress_reporter: ProgressReporter,
-) -> list[ExportResult]:
-    account_code, day = split_partition_key(context.partition_key)
-    results = []
-    for params in partition_params(account_code, day.isoformat(), list(config.formats)):
-        destination = export_storage.daily_path(account_code, day, params.format.extension)
-        result = run_export(
-            records_database.target(),
-            params,
-            destination,
-            run_id=context.run.run_id,
-            progress=progress_reporter.callback(context.log, destination.name),
-            rows_per_sheet=export_storage.xlsx_rows_per_sheet,
-        )
-        log_result(context.log, result)
-        results.append(result)
-    return results
+def day_materialization(
+    asset_key: dg.AssetKey, outcome: DayOutcome, root: Path, formats: Sequence[ExportFormat]
+) -> dg.AssetMaterialization:
+    day = outcome.day
+    accounts = len({file.account_code for file in outcome.files})
+    total_bytes = sum(file.bytes for file in outcome.files)
+    listed = "" if accounts <= TABLE_ROWS else f" (the table lists the first {TABLE_ROWS})"
+    description = (
+        f"{len(outcome.files)} files of {day} for {accounts} account(s){listed}, in "
+        f"{root}/<account>/{day:%Y}/{day:%m}/<account>_{day}.<ext>"
+    )
+    if outcome.removed:
+        description += f"; {len(outcome.removed)} files removed (their records are gone)"
+    return dg.AssetMaterialization(
+        asset_key=asset_key,
+        partition=day.isoformat(),
+        description=description,
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(outcome.rows),
+            "accounts": dg.MetadataValue.int(accounts),
+            "files": dg.MetadataValue.int(len(outcome.files)),
+            "bytes": dg.MetadataValue.int(total_bytes),
+            "removed_files": dg.MetadataValue.int(len(outcome.removed)),
+            "changes_covered": dg.MetadataValue.int(outcome.changes_covered),
+            "truncated_cells": dg.MetadataValue.int(
+                sum(file.truncated_cells for file in outcome.files)
+            ),
+            "path": dg.MetadataValue.path(str(root)),
+            "files_by_account": day_table(outcome, formats),
+        },
+    )
 
 
 def build_daily_account_exports(
-    partitions_def: dg.MultiPartitionsDefinition,
+    partitions_def: dg.DailyPartitionsDefinition,
 ) -> dg.AssetsDefinition:
-    """The asset over the given partitions (their day dimension depends on EXPORTS_TIMEZONE)."""
+    """The asset over the given sale days (they depend on EXPORTS_FIRST_DAY and
+    EXPORTS_TIMEZONE, read when the definitions load)."""
 
+    # `backfill_policy` is beta in Dagster 1.13 and says so on every load; the policy is what
+    # makes a backfill one run instead of one per day.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Parameter `backfill_policy`", dg.BetaWarning)
+        return _daily_account_exports(partitions_def)
+
+
+def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=ASSET_NAME,
         partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=RECORDS_DATABASE_POOL,
+        output_required=False,
         description=__doc__,
         kinds={"csv", "excel"},
     )
@@ -111,12 +147,41 @@ def build_daily_account_exports(
         config: DailyExportsConfig,
         records_database: RecordsDatabase,
         export_storage: ExportStorage,
-        progress_reporter: ProgressReporter,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.AssetMaterialization]:
+        days = context.partition_key_range
         with export_step_errors(context, what="daily export"):
-            results = _write_partition(
-                context, config, records_database, export_storage, progress_reporter
+            selection = selection_for(partition_day(days.start), partition_day(days.end), config)
+            root = export_storage.daily_root()
+            outcomes = export_days(
+                records_database.target(),
+                selection,
+                root,
+                run_id=context.run.run_id,
+                rows_per_sheet=export_storage.xlsx_rows_per_sheet,
+                on_chunk=lambda chunk: context.log.info(
+                    f"{chunk.first_day}..{chunk.last_day}: {chunk.rows:,} rows, "
+                    f"{chunk.files:,} files in {chunk.seconds:.1f} s"
+                ),
+                on_wait=lambda day: context.log.info(
+                    f"waiting for another export of {day} to finish (one at a time per day)"
+                ),
             )
-        return dg.MaterializeResult(metadata=materialization_metadata(results))
+            try:
+                for outcome in outcomes:
+                    for failure in outcome.failures:
+                        context.log.error(f"not written: {failure.text()}")
+                    if not outcome.failures:
+                        yield day_materialization(
+                            context.asset_key, outcome, root, selection.formats
+                        )
+            except DailyExportError as error:
+                raise dg.Failure(
+                    description=str(error),
+                    metadata={
+                        "failed": dg.MetadataValue.md(
+                            "\n".join(f"- {failure.text()}" for failure in error.failures[:100])
+                        )
+                    },
+                ) from error
 
     return daily_account_exports

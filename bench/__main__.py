@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench import daily as bench_daily
 from bench import reference_sqlite
 from bench.database import ensure_seeded, ensure_sqlite_seeded
 from bench.reference_sql import SQL as REFERENCE_SQL
@@ -356,7 +357,13 @@ def main(argv: list[str] | None = None) -> None:
         "--sqlite-rounds", type=int, default=3, help="alternating rounds in the SQLite section"
     )
     parser.add_argument("--only-sqlite", action="store_true", help="run the SQLite section alone")
+    parser.add_argument(
+        "--daily",
+        choices=["yes", "no", "only"],
+        help="the daily section (default: yes, no on --quick)",
+    )
     args = parser.parse_args(argv)
+    daily = args.daily or ("no" if args.quick else "yes")
     sqlite_records = (
         args.sqlite if args.sqlite is not None else (200_000 if args.quick else 1_000_000)
     )
@@ -364,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
         if not sqlite_records:
             parser.error("--only-sqlite needs --sqlite N with N > 0")
         main_sqlite_only(sqlite_records, args.sqlite_rounds)
+        return
+    if daily == "only":
+        report_daily(bench_daily.run(wait_for_quiet))
         return
     sizes = args.sizes or ([200_000] if args.quick else [2_000_000])
     excel_records = args.excel_records or (50_000 if args.quick else 200_000)
@@ -502,6 +512,8 @@ def main(argv: list[str] | None = None) -> None:
             "",
             table(["records", "seconds", "rows/s", "peak RSS MB", "vs first"], curve_rows),
         ]
+    if daily == "yes":
+        report += ["", *daily_report(bench_daily.run(wait_for_quiet))]
     _publish(report)
 
 
@@ -529,6 +541,30 @@ def main_sqlite_only(records: int, rounds: int) -> None:
             table(SQLITE_HEADER, rows),
         ]
     )
+
+
+def daily_report(rows: list[list[str]]) -> list[str]:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return [
+        f"Daily exports (load average before: {load}; see bench/daily.py for what is timed):",
+        "",
+        table(bench_daily.HEADER, rows),
+    ]
+
+
+def report_daily(rows: list[list[str]]) -> None:
+    machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    lines = [
+        f"# record-exports daily benchmark, {when} ({machine})",
+        "",
+        *daily_report(rows),
+    ]
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "daily.md").write_text(text)
 
 
 if __name__ == "__main__":

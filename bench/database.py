@@ -44,9 +44,13 @@ def base_target() -> DatabaseTarget:
     return parse_database_url(os.environ.get(URL_VARIABLE, DEFAULT_URL), URL_VARIABLE)
 
 
-def target_for(records: int) -> DatabaseTarget:
+def target_for(records: int, accounts: int = BENCH_ACCOUNTS) -> DatabaseTarget:
+    """`<base>_<size>`, or `<base>_<size>_<accounts>acc` for another number of accounts."""
     base = base_target()
-    return DatabaseTarget(base.url.set(database=f"{base.url.database}_{size_label(records)}"))
+    name = f"{base.url.database}_{size_label(records)}"
+    if accounts != BENCH_ACCOUNTS:
+        name += f"_{accounts}acc"
+    return DatabaseTarget(base.url.set(database=name))
 
 
 def _create_database_if_missing(target: DatabaseTarget) -> None:
@@ -62,7 +66,7 @@ def _create_database_if_missing(target: DatabaseTarget) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _seeded_size(target: DatabaseTarget) -> int | None:
+def _seeded_size(target: DatabaseTarget, accounts: int) -> int | None:
     with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (MARKER_TABLE,)).fetchone()
         if not row or not row[0]:
@@ -70,37 +74,45 @@ def _seeded_size(target: DatabaseTarget) -> int | None:
         marker = connection.execute(
             sql.SQL("SELECT records, seed, accounts FROM {}").format(sql.Identifier(MARKER_TABLE))
         ).fetchone()
-    if marker is None or marker[1] != BENCH_SEED or marker[2] != BENCH_ACCOUNTS:
+    if marker is None or marker[1] != BENCH_SEED or marker[2] != accounts:
         return None
     return int(marker[0])
 
 
-def ensure_seeded(records: int, log: bool = True) -> DatabaseTarget:
-    """The database for `records` records, created and seeded when it is not yet."""
-    target = target_for(records)
+def ensure_seeded(records: int, log: bool = True, accounts: int = BENCH_ACCOUNTS) -> DatabaseTarget:
+    """The database for `records` records over `accounts` accounts, created and seeded when
+    it is not yet."""
+    target = target_for(records, accounts)
     _create_database_if_missing(target)
-    if _seeded_size(target) == records:
+    if _seeded_size(target, accounts) == records:
         return target
     started = time.monotonic()
     if log:
         print(f"seeding {target.url.database} with {records:,} records ...", flush=True)
     with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
         # Start from scratch: a half-seeded or differently seeded database is rebuilt.
-        for table in (MARKER_TABLE, "service_remarks", "order_remarks", "bookkeeping_records"):
+        for table in (
+            MARKER_TABLE,
+            "service_remarks",
+            "order_remarks",
+            "record_changes",
+            "bookkeeping_records",
+            "accounts",
+        ):
             connection.execute(
                 sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
             )
     engine = create_engine_for(target)
     try:
         create_schema(engine)
-        seed_records(engine, records, BENCH_ACCOUNTS, BENCH_SEED)
+        seed_records(engine, records, accounts, BENCH_SEED)
         with engine.begin() as connection:
             connection.execute(
                 sa.text(f"CREATE TABLE {MARKER_TABLE} (records bigint, seed bigint, accounts int)")
             )
             connection.execute(
                 sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a)"),
-                {"r": records, "s": BENCH_SEED, "a": BENCH_ACCOUNTS},
+                {"r": records, "s": BENCH_SEED, "a": accounts},
             )
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from record_exports.schema import create_schema, export_requests
+from record_exports.schema import export_requests
 
 MAX_ERROR_LENGTH = 2000
 
@@ -45,8 +45,9 @@ def utc_now() -> dt.datetime:
 
 
 def insert_request(engine: Engine, params: Any, requested_by: str | None) -> int:
-    """Insert a `pending` request, as the web app would; returns its id."""
-    create_schema(engine)
+    """Insert a `pending` request, as the web app would; returns its id. The request table
+    is created when missing, nothing else: no DDL touches the records tables here."""
+    export_requests.create(engine, checkfirst=True)
     with engine.begin() as connection:
         request_id = connection.execute(
             export_requests.insert()

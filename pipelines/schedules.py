@@ -1,53 +1,39 @@
-"""`nightly_exports`: at 02:00 `EXPORTS_TIMEZONE`, yesterday's partition for every account.
+"""`nightly_exports`: at 02:00 `EXPORTS_TIMEZONE`, yesterday's files of every account, one run.
 
-Yesterday is the day before the scheduled time in that time zone; 02:00 leaves the
-day's late edits two hours to land. Accounts are the registered partitions (see
-`account_partitions_sensor`). Run keys name the day and account, so a tick that is
-evaluated twice launches nothing twice.
+Built from the partitioned daily job, so the schedule's page shows its partition set and
+each tick requests the newest day partition: the day before the tick, in the time zone of
+the partitions (the same `EXPORTS_TIMEZONE`). 02:00 leaves the day's late edits two hours
+to land; later edits are `changed_records_sensor`'s. Dagster keys each run by its
+partition, so a tick evaluated twice launches nothing twice.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from pipelines.partitions import ACCOUNTS_PARTITIONS_NAME, partition_key
+if TYPE_CHECKING:
+    # Only the name of the type `build_schedule_from_partitioned_job` returns for an asset
+    # job; dagster does not export it.
+    from dagster._core.definitions.partitions.partitioned_schedule import (
+        UnresolvedPartitionedAssetScheduleDefinition,
+    )
 
-CRON = "0 2 * * *"
-
-
-def yesterday(scheduled: dt.datetime | None, timezone: str) -> dt.date:
-    """The sale day before `scheduled` (now when evaluated by hand) in `timezone`."""
-    scheduled = scheduled or dt.datetime.now(dt.UTC)
-    return scheduled.astimezone(ZoneInfo(timezone)).date() - dt.timedelta(days=1)
+SCHEDULE_NAME = "nightly_exports"
+HOUR = 2
 
 
 def build_nightly_exports(
-    job: dg.UnresolvedAssetJobDefinition, timezone: str
-) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name="nightly_exports",
-        cron_schedule=CRON,
-        execution_timezone=timezone,
-        job=job,
+    job: dg.UnresolvedAssetJobDefinition,
+) -> dg.ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition:
+    """The schedule requests the job's newest partition, which is yesterday at 02:00."""
+    return dg.build_schedule_from_partitioned_job(
+        job,
+        name=SCHEDULE_NAME,
+        hour_of_day=HOUR,
+        minute_of_hour=0,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"02:00 {timezone}: yesterday's daily export of every account.",
+        description=f"{HOUR:02d}:00 in EXPORTS_TIMEZONE: yesterday's daily files of every "
+        "account, one run.",
     )
-    def nightly_exports(
-        context: dg.ScheduleEvaluationContext,
-    ) -> list[dg.RunRequest] | dg.SkipReason:
-        day = yesterday(context.scheduled_execution_time, timezone)
-        codes = context.instance.get_dynamic_partitions(ACCOUNTS_PARTITIONS_NAME)
-        if not codes:
-            return dg.SkipReason("no accounts registered yet (account_partitions_sensor)")
-        return [
-            dg.RunRequest(
-                run_key=f"nightly-{day.isoformat()}-{code}",
-                partition_key=partition_key(code, day),
-            )
-            for code in sorted(codes)
-        ]
-
-    return nightly_exports

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -27,22 +27,54 @@ def _fsync_path(path: Path) -> None:
         os.close(descriptor)
 
 
+DirectorySync = Callable[[Path], None]
+"""Makes a folder's changed entries (a rename) durable: fsync now, or later, once."""
+
+
+def fsync_directory(directory: Path) -> None:
+    _fsync_path(directory)
+
+
+class DeferredDirectorySyncs:
+    """Folders whose entries changed, each fsynced once by `flush`.
+
+    For a writer of many files into few folders (a day's files of many accounts): every
+    rename is atomic when it happens, and durable after `flush`, which the writer calls
+    before it reports the files as done. One fsync per folder instead of one per file.
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[Path] = set()
+
+    def __call__(self, directory: Path) -> None:
+        self._pending.add(directory)
+
+    def flush(self) -> None:
+        while self._pending:
+            _fsync_path(self._pending.pop())
+
+
 @contextmanager
-def atomic_file(final: Path) -> Iterator[Path]:
-    """Yield a temp path to write; on success fsync and rename it to `final`, else delete it."""
+def atomic_file(final: Path, sync_directory: DirectorySync = fsync_directory) -> Iterator[Path]:
+    """Yield a temp path to write; on success fsync and rename it to `final`, else delete it.
+
+    `sync_directory` makes the rename durable; by default at once.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(final)
     try:
         yield temp
         _fsync_path(temp)
         os.replace(temp, final)
-        _fsync_path(final.parent)
+        sync_directory(final.parent)
     finally:
         temp.unlink(missing_ok=True)
 
 
-def write_bytes_atomically(final: Path, payload: bytes) -> None:
-    with atomic_file(final) as temp:
+def write_bytes_atomically(
+    final: Path, payload: bytes, sync_directory: DirectorySync = fsync_directory
+) -> None:
+    with atomic_file(final, sync_directory) as temp:
         temp.write_bytes(payload)
 
 

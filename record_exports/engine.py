@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from record_exports.atomic import ReportsDigest, atomic_file, file_digest
+from record_exports.atomic import FileDigest, ReportsDigest, atomic_file, file_digest
 from record_exports.database import DatabaseTarget, create_engine_for, require_sqlite_file
 from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
@@ -109,6 +109,35 @@ def default_batches(
     return iter_record_batches(target, query, DEFAULT_BATCH_BYTES)
 
 
+def export_manifest(
+    params: ExportParams, row_count: int, digest: FileDigest, run_id: str | None
+) -> Manifest:
+    """What the manifest of a finished export file says about it."""
+    size, sha256 = digest
+    return Manifest(
+        format=params.format.value,
+        columns=params.column_names(),
+        filters=params.filters(),
+        money=params.money.value,
+        row_count=row_count,
+        bytes=size,
+        sha256=sha256,
+        created_at=dt.datetime.now(dt.UTC),
+        run_id=run_id,
+    )
+
+
+def sink_options(params: ExportParams, rows_per_sheet: int) -> SinkOptions:
+    return SinkOptions(
+        columns=params.columns,
+        money=params.money,
+        bom=params.bom,
+        excel_safe=params.excel_safe,
+        compression=params.compression,
+        rows_per_sheet=rows_per_sheet,
+    )
+
+
 def run_export(
     target: DatabaseTarget,
     params: ExportParams,
@@ -132,14 +161,7 @@ def run_export(
     started = time.monotonic()
     require_sqlite_file(target)
     account_ids = _account_ids(target, params.account_codes, engine)
-    options = SinkOptions(
-        columns=params.columns,
-        money=params.money,
-        bom=params.bom,
-        excel_safe=params.excel_safe,
-        compression=params.compression,
-        rows_per_sheet=rows_per_sheet,
-    )
+    options = sink_options(params, rows_per_sheet)
     row_count = 0
     with atomic_file(destination) as temp:
         sink = SINKS[params.format](temp, options)
@@ -160,17 +182,7 @@ def run_export(
         # Text sinks hash their bytes as they write them; others' files are read back.
         written = sink.written() if isinstance(sink, ReportsDigest) else None
         size, sha256 = written if written is not None else file_digest(temp)
-    manifest = Manifest(
-        format=params.format.value,
-        columns=params.column_names(),
-        filters=params.filters(),
-        money=params.money.value,
-        row_count=row_count,
-        bytes=size,
-        sha256=sha256,
-        created_at=dt.datetime.now(dt.UTC),
-        run_id=run_id,
-    )
+    manifest = export_manifest(params, row_count, (size, sha256), run_id)
     manifest_file = write_manifest(destination, manifest)
     return ExportResult(
         **{spec.name: getattr(manifest, spec.name) for spec in fields(manifest)},

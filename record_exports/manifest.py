@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from record_exports.atomic import write_bytes_atomically
+from record_exports.atomic import DirectorySync, fsync_directory, write_bytes_atomically
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,17 @@ class Manifest:
         }
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
 def manifest_path(export_path: Path) -> Path:
-    return export_path.with_name(export_path.name + ".manifest.json")
+    return export_path.with_name(export_path.name + MANIFEST_SUFFIX)
 
 
-def write_manifest(export_path: Path, manifest: Manifest) -> Path:
+def write_manifest(
+    export_path: Path, manifest: Manifest, sync_directory: DirectorySync = fsync_directory
+) -> Path:
     path = manifest_path(export_path)
     payload = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n"
-    write_bytes_atomically(path, payload.encode("utf-8"))
+    write_bytes_atomically(path, payload.encode("utf-8"), sync_directory)
     return path

@@ -33,6 +33,8 @@ SETTING_PREFIX = "record_exports."
 # On SQLite a nullable text column travels as never-NULL text plus this flag column
 # (`<name>__is_null`); `sqlite_reader` puts the NULLs back. See `_sqlite_selected`.
 SQLITE_NULL_FLAG_SUFFIX = "__is_null"
+# What daily files are split by; both are also selected.
+DAY_AND_ACCOUNT_KEYS = ("sale_date", "account_code")
 
 # The record columns each computed field reads.
 COMPUTED_INPUTS: dict[str, tuple[str, ...]] = {
@@ -194,9 +196,16 @@ def build_query(
     filters: RecordFilters,
     *,
     is_postgresql: bool,
+    by_day_and_account: bool = False,
 ) -> CompiledQuery:
-    """The ordered SELECT for an export, compiled for the target database."""
+    """The ordered SELECT for an export, compiled for the target database.
+
+    `by_day_and_account` (daily files) also selects `account_code` and puts each account's
+    records of a sale day together, days ascending, each group in export order.
+    """
     needed = source_columns(columns)
+    if by_day_and_account:
+        needed += [name for name in DAY_AND_ACCOUNT_KEYS if name not in needed]
     records = bookkeeping_records
     source: Any = records
     if "account_code" in needed:
@@ -209,13 +218,17 @@ def build_query(
     values = _Values(is_postgresql)
     conditions = _conditions(filters, values)
 
+    # account_id, not account_code: the same grouping, compared as uuids, not collated text.
+    groups = [records.c.sale_date, records.c.account_id] if by_day_and_account else []
     if is_postgresql:
         selected = [_selected(name, is_postgresql) for name in needed]
         order = [records.c.updated_at.desc(), records.c.id.desc()]
     else:
         selected = [element for name in needed for element in _sqlite_selected(name)]
         order = [_sqlite_sort_key(records.c.updated_at).desc(), records.c.id.desc()]
-    statement = sa.select(*selected).select_from(source).where(*conditions).order_by(*order)
+    statement = (
+        sa.select(*selected).select_from(source).where(*conditions).order_by(*groups, *order)
+    )
     return _compile(statement, values)
 
 

@@ -27,6 +27,8 @@ from record_exports.schema import (
 
 LAST_SALE_DATE = dt.date(2026, 11, 28)
 SALE_DAYS = 365
+# Every seeded timestamp lies before the end of the last sale day.
+LAST_CHANGE = dt.datetime.combine(LAST_SALE_DATE + dt.timedelta(days=1), dt.time(), dt.UTC)
 CHUNK_ROWS = 200_000
 ACCOUNT_NAMESPACE = uuid.UUID("6f1c1a52-3a8e-4d43-9a0f-6a4f5d1d2b7e")
 
@@ -164,10 +166,15 @@ def records_frame(start: int, count: int, account_count: int, seed: int) -> pl.D
     created_at = sale_date.cast(pl.Datetime("us", "UTC")) + pl.duration(
         seconds=_below(20, seed, 86_400), microseconds=_below(21, seed, 1_000_000)
     )
+    # An edit up to 20 days after the sale, but never after the last sale day: seeded data
+    # must not carry timestamps later than the time it claims to describe (a change
+    # stamped in the future confuses anyone comparing times, people included).
+    seconds_left = (LAST_CHANGE - created_at).dt.total_seconds().cast(pl.Int64).clip(lower_bound=1)
+    edit_delay = _below(23, seed, 20 * 86_400) % pl.min_horizontal(seconds_left, 20 * 86_400)
     updated_at = (
         pl.when(_below(22, seed, 100) < 60)
         .then(created_at)
-        .otherwise(created_at + pl.duration(seconds=_below(23, seed, 20 * 86_400)))
+        .otherwise(created_at + pl.duration(seconds=edit_delay))
     )
     frame = base.with_columns(
         id=_uuid_text(seed, 1),

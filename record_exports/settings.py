@@ -15,11 +15,14 @@ splits on it); relative paths in values are taken relative to the repo root (`re
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import sys
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +40,10 @@ class Setting:
         return os.environ.get(self.variable) or self.default
 
 
+class SettingError(ValueError):
+    """An environment variable holds a value the product cannot use; the message names it."""
+
+
 RECORDS_DATABASE_URL = Setting(
     "RECORDS_DATABASE_URL",
     f"sqlite:///{REPO_ROOT / 'data' / 'records.db'}",
@@ -47,6 +54,16 @@ EXPORTS_TIMEZONE = Setting(
     "EXPORTS_TIMEZONE", "UTC", 'time zone of the nightly schedule and of "yesterday"'
 )
 DAGSTER_HOME = Setting("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"), "Dagster instance folder")
+# Earlier than any record an online-arbitrage store can hold: Amazon opened its marketplace
+# to other sellers in November 2000, and eBay-to-Amazon arbitrage needs both. Ten years of
+# days are 3,653 partitions; from 2000 to 2030, 11,000, far below Dagster's 100,000
+# guidance. A store that starts later may set its own first day; empty days cost one
+# materialization each and write no file.
+EXPORTS_FIRST_DAY = Setting(
+    "EXPORTS_FIRST_DAY",
+    "2000-01-01",
+    "first sale day (YYYY-MM-DD) of the daily partitions, read when the definitions load",
+)
 EXPORTS_EXECUTOR = Setting(
     "EXPORTS_EXECUTOR",
     "default",
@@ -65,6 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
     RECORDS_DATABASE_URL,
     EXPORTS_DIR,
     EXPORTS_TIMEZONE,
+    EXPORTS_FIRST_DAY,
     DAGSTER_HOME,
     EXPORTS_EXECUTOR,
     CELERY_BROKER_URL,
@@ -85,6 +103,32 @@ def fill_defaults(environ: MutableMapping[str, str] | None = None) -> None:
     for setting in SETTINGS:
         if not environ.get(setting.variable):
             environ[setting.variable] = setting.default
+
+
+def exports_first_day(timezone: str | None = None, today: dt.date | None = None) -> dt.date:
+    """The first sale day of the daily partitions (`EXPORTS_FIRST_DAY`, `YYYY-MM-DD`).
+
+    A value that is not a real date, or lies after today in `timezone`, is a
+    `SettingError` whose one-line message names the variable.
+    """
+    name = EXPORTS_FIRST_DAY.variable
+    raw = EXPORTS_FIRST_DAY.value().strip() or EXPORTS_FIRST_DAY.default
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        raise SettingError(f"{name}={raw[:40]!r} is not a date; use YYYY-MM-DD, e.g. 2019-01-01")
+    try:
+        first = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise SettingError(
+            f"{name}={raw!r} is not a real date; use YYYY-MM-DD, e.g. 2019-01-01"
+        ) from None
+    zone = timezone or EXPORTS_TIMEZONE.value()
+    today = today or dt.datetime.now(ZoneInfo(zone)).date()
+    if first > today:
+        raise SettingError(
+            f"{name}={raw} is in the future (today is {today} in {zone}); "
+            "set it to the first sale day of your records"
+        )
+    return first
 
 
 def make_assignments(environ: MutableMapping[str, str] | None = None) -> list[str]:

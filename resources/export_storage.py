@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from record_exports.daily_layout import DAILY_FOLDER, daily_path
 from record_exports.settings import resolve_repo_path
 from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET
 
@@ -31,12 +32,9 @@ class ExportStorage(dg.ConfigurableResource):
     def request_path(self, request_id: int, file_name: str) -> Path:
         return self.root_path() / "requests" / str(request_id) / file_name
 
+    def daily_root(self) -> Path:
+        """The root of daily files, `<root>/daily/<account>/<YYYY>/<MM>/...` (`daily_layout`)."""
+        return self.root_path() / DAILY_FOLDER
+
     def daily_path(self, account_code: str, day: dt.date, extension: str) -> Path:
-        return (
-            self.root_path()
-            / "daily"
-            / account_code
-            / f"{day:%Y}"
-            / f"{day:%m}"
-            / f"{account_code}_{day.isoformat()}.{extension}"
-        )
+        return daily_path(self.daily_root(), account_code, day, extension)

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.definitions import DAILY_JOB_NAME, build_definitions
+from pipelines.sensors.changed_records import RANGE_END_TAG, RANGE_START_TAG
+from record_exports.daily_layout import LOCKS_FOLDER
 from record_exports.schema import accounts, bookkeeping_records
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
@@ -24,6 +26,10 @@ from resources.records_database import RecordsDatabase
 
 SEED_RECORDS = 400
 SEED_ACCOUNTS = 3
+
+
+FIRST_DAY = dt.date(2024, 1, 1)
+DAILY_ASSET = dg.AssetKey("daily_account_exports")
 
 
 @dataclass
@@ -46,22 +52,45 @@ class Setup:
     def daily_job(self) -> dg.JobDefinition:
         return self.defs.resolve_job_def(DAILY_JOB_NAME)
 
-    def register_accounts(self) -> list[str]:
-        codes = account_codes(self.engine)
-        self.instance.add_dynamic_partitions("accounts", codes)
-        return codes
-
     def materialize(
-        self, partition_key: str, formats: list[str] | None = None
+        self,
+        first_day: dt.date,
+        last_day: dt.date | None = None,
+        *,
+        formats: list[str] | None = None,
+        account_codes: list[str] | None = None,
+        raise_on_error: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        run_config = (
-            {"ops": {"daily_account_exports": {"config": {"formats": formats}}}}
-            if formats
-            else None
-        )
+        """A run of one sale day, or of a range of days as one run (a backfill's run)."""
+        config: dict[str, object] = {}
+        if formats is not None:
+            config["formats"] = formats
+        if account_codes is not None:
+            config["account_codes"] = account_codes
+        run_config = {"ops": {"daily_account_exports": {"config": config}}} if config else None
+        if last_day is None or last_day == first_day:
+            return self.daily_job().execute_in_process(
+                instance=self.instance,
+                partition_key=first_day.isoformat(),
+                run_config=run_config,
+                raise_on_error=raise_on_error,
+            )
         return self.daily_job().execute_in_process(
-            instance=self.instance, partition_key=partition_key, run_config=run_config
+            instance=self.instance,
+            tags={RANGE_START_TAG: first_day.isoformat(), RANGE_END_TAG: last_day.isoformat()},
+            run_config=run_config,
+            raise_on_error=raise_on_error,
         )
+
+    def daily_file(self, code: str, day: dt.date, extension: str) -> Path:
+        return ExportStorage(root=str(self.exports)).daily_path(code, day, extension)
+
+    def daily_files(self) -> set[Path]:
+        """Every finished daily file and manifest (not lock files)."""
+        root = self.exports / "daily"
+        return {
+            path for path in root.rglob("*") if path.is_file() and LOCKS_FOLDER not in path.parts
+        }
 
 
 def account_codes(engine: Engine) -> list[str]:
@@ -71,6 +100,19 @@ def account_codes(engine: Engine) -> list[str]:
                 sa.select(accounts.c.account_code).order_by(accounts.c.account_code)
             ).scalars()
         )
+
+
+def live_account_days(engine: Engine) -> set[tuple[str, dt.date]]:
+    """(account, day) pairs with at least one live record: the daily files there must be."""
+    r, a = bookkeeping_records.c, accounts.c
+    query = (
+        sa.select(a.account_code, r.sale_date)
+        .select_from(bookkeeping_records.join(accounts, a.id == r.account_id))
+        .where(r.deleted_at.is_(None))
+        .distinct()
+    )
+    with engine.connect() as connection:
+        return {(row.account_code, row.sale_date) for row in connection.execute(query)}
 
 
 def live_count(engine: Engine, code: str, day: dt.date) -> int:
@@ -121,5 +163,6 @@ def dagster_setup(
             "export_storage": ExportStorage(root=str(exports)),
         },
         timezone="UTC",
+        first_day=FIRST_DAY,
     )
     return Setup(postgres_url, pg_engine, dagster_instance, exports, defs)

@@ -150,3 +150,12 @@ def count_rows(engine: Engine, table: str) -> int:
     """Rows of a table (a name the test writes, never user input)."""
     with engine.connect() as connection:
         return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def oracle_account_day_csv(url: str, account_code: str, day: dt.date) -> bytes:
+    """What COPY prints for one account's records of one sale day: its daily CSV file.
+    (The values are a uuid and a date this module makes, not outside input.)"""
+    where = (
+        f"r.account_id = '{account_id(account_code)}' AND r.sale_date = DATE '{day.isoformat()}'"
+    )
+    return oracle_copy_csv(url, where=where)

@@ -1,232 +1,227 @@
-"""`changed_records_sensor`: re-exports daily partitions whose records changed.
+"""`changed_records_sensor`: re-exports exactly the account-days whose records changed.
 
-What "changed after the partition was last exported" means here: every change to a
-record (its `updated_at` moves; soft deletes set `deleted_at` and move it too) is seen
-exactly once, in `(updated_at, id)` order, through the index of that name; the cursor
-holds the position of the last change seen. A changed partition is exported again
-unless it has never been exported (then it has no file to go stale; the nightly
-schedule or a backfill creates it). Comparing the change time with the time of the
-last materialization is not safe: an export reads a snapshot taken some time after its
-run started, and a change stamped before that may commit after it. The only export
-known to contain a change is one that starts after the change was seen.
+What changed comes from `record_changes`, the log the records database keeps through
+triggers (`record_exports.schema`, `record_exports.change_log`): one row per changed
+(account, sale day), numbered by the database. No clock is consulted, so a future-dated
+`updated_at`, clock skew between app servers or a backdated edit changes nothing.
 
-Hence runs in flight: when a change lands on a partition whose run is queued or
-running, that run may have read before the change, and a second run started now could
-finish first and be overwritten by the older file. So the partition waits in the
-cursor's `deferred` map until no run of it is in flight, and is requested then.
+Each tick reads the oldest pending rows (at most `CHANGES_PER_TICK`) and, per sale day:
 
-Changes to partitions that do not exist (today's sale day, future days, days before
-the first partition, accounts not registered yet) are dropped: the nightly schedule
-exports a day after it ends, reading every change made until then.
+- a run of that day is in flight (queued or running, a single day or a backfill range
+  covering it): wait; that run may or may not have read the change, and its files must
+  not be overtaken. The rows stay and are looked at again on the next tick;
+- the day has been exported: request one run of the day for just the changed accounts
+  (run config `account_codes`), with the run key `changed-records-<day>-through-<id>`
+  (the newest change id), so a repeated tick launches nothing twice. The run deletes the
+  rows it covered once its files are written; a change that lands after its read keeps
+  its row and gets the next run;
+- the day has never been exported (no partition yet, before `EXPORTS_FIRST_DAY`, or not
+  materialized): delete those rows; the nightly run or a backfill will read the day whole.
 
-On its first tick the sensor starts from the newest change: history is the job of
-backfills. Each tick reads at most `CHANGES_PER_TICK` changes; a bulk update is worked
-off over several ticks. Run keys carry the partition and the position of its newest
-change, so a repeated tick never launches a partition twice for the same change, while
-a later change gets a new run.
+The sensor keeps no cursor: its state is the `record_changes` table. A run requested for a
+change that then fails leaves its rows; the tick text says so, and re-executing the run
+(or the next change of that day) exports the day's accounts again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
+import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.partitions import (
-    ACCOUNTS_PARTITIONS_NAME,
-    existing_days,
-    partition_key,
-    split_partition_key,
-)
-from record_exports.schema import accounts, bookkeeping_records
+from assets.daily_account_exports import ASSET_NAME
+from pipelines.partitions import existing_days, partition_day
+from record_exports.change_log import PendingChange, delete_changes, pending_changes
+from record_exports.daily_layout import names_a_folder
+from record_exports.params import MAX_LIST_ITEMS
 from resources.records_database import RecordsDatabase
 
-CHANGES_PER_TICK = 5000
-INTERVAL_SECONDS = 30
+CHANGES_PER_TICK = 20_000
+RUNS_PER_TICK = 50
+INTERVAL_SECONDS = 15
 PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+RUN_KEY_TAG = "dagster/run_key"
+ACCOUNTS_TAG = "daily_exports/accounts"
 IN_FLIGHT_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
 ]
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """A point in the `(updated_at, id)` order of record changes."""
-
-    updated_at: dt.datetime
-    id: str
-
-    def text(self) -> str:
-        return f"{self.updated_at.isoformat()}/{self.id}"
-
-    @classmethod
-    def parse(cls, text: str) -> Position:
-        stamp, record_id = text.split("/", 1)
-        return cls(dt.datetime.fromisoformat(stamp), record_id)
-
-
 @dataclass
-class ChangesCursor:
-    """Sensor state: the last change seen and partitions waiting for in-flight runs
-    (partition key → position of its newest change)."""
+class DayChanges:
+    """The pending changes of one sale day: their ids, and how many per account."""
 
-    position: Position | None = None
-    deferred: dict[str, str] = field(default_factory=dict)
+    day: dt.date
+    ids: list[int] = field(default_factory=list)
+    by_account: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    def dump(self) -> str:
-        return json.dumps(
-            {"position": self.position.text() if self.position else None, "deferred": self.deferred}
-        )
+    def run_key(self) -> str:
+        return f"changed-records-{self.day}-through-{max(self.ids)}"
 
-    @classmethod
-    def load(cls, cursor: str | None) -> ChangesCursor:
-        if not cursor:
-            return cls()
-        raw = json.loads(cursor)
-        position = Position.parse(raw["position"]) if raw.get("position") else None
-        return cls(position, dict(raw.get("deferred") or {}))
-
-
-@dataclass(frozen=True)
-class Change:
-    position: Position
-    account_code: str
-    sale_date: dt.date
-
-
-def _as_date(value: Any) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-
-
-def newest_position(engine: Engine) -> Position | None:
-    r = bookkeeping_records.c
-    query = sa.select(r.updated_at, r.id).order_by(r.updated_at.desc(), r.id.desc()).limit(1)
-    with engine.connect() as connection:
-        row = connection.execute(query).first()
-    return Position(row.updated_at, str(row.id)) if row else None
-
-
-def changes_after(engine: Engine, position: Position, limit: int) -> list[Change]:
-    """Changes past `position`, oldest first: a range scan of the `(updated_at, id)` index."""
-    r, a = bookkeeping_records.c, accounts.c
-    query = (
-        sa.select(r.updated_at, r.id, a.account_code, r.sale_date)
-        .join_from(bookkeeping_records, accounts, a.id == r.account_id)
-        .where(
-            sa.tuple_(r.updated_at, r.id)
-            > sa.tuple_(
-                sa.bindparam("after_updated_at", position.updated_at, type_=r.updated_at.type),
-                sa.bindparam("after_id", position.id, type_=r.id.type),
-            )
-        )
-        .order_by(r.updated_at, r.id)
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        return [
-            Change(Position(row.updated_at, str(row.id)), row.account_code, _as_date(row.sale_date))
-            for row in connection.execute(query)
-        ]
-
-
-def partitions_in_flight(instance: dg.DagsterInstance, keys: Iterable[str]) -> set[str]:
-    """Keys with a queued or running run of any job (schedule, sensor, UI backfill)."""
-    wanted = sorted(keys)
-    if not wanted:
-        return set()
-    records = instance.get_run_records(
-        dg.RunsFilter(statuses=IN_FLIGHT_STATUSES, tags={PARTITION_TAG: wanted})
-    )
-    return {record.dagster_run.tags[PARTITION_TAG] for record in records}
-
-
-def exported_partitions(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: Iterable[str]
-) -> set[str]:
-    return set(
-        instance.get_latest_storage_id_by_partition(
-            asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
-        )
-    )
-
-
-def changed_partitions(
-    changes: Iterable[Change],
-    registered_accounts: set[str],
-    first_day: dt.date,
-    last_day: dt.date | None,
-) -> dict[str, str]:
-    """Partition key → position of its newest change, for partitions that exist."""
-    newest: dict[str, str] = {}
-    for change in changes:
-        if change.account_code not in registered_accounts or last_day is None:
-            continue
-        if not first_day <= change.sale_date <= last_day:
-            continue
-        key = str(partition_key(change.account_code, change.sale_date))
-        newest[key] = change.position.text()
-    return newest
+    def summary(self) -> str:
+        """`ACC3 2026-11-20 (2 changes)`, or a count when many accounts changed."""
+        count = len(self.ids)
+        noun = "change" if count == 1 else "changes"
+        if len(self.by_account) <= 5:
+            return f"{', '.join(sorted(self.by_account))} {self.day} ({count} {noun})"
+        return f"{len(self.by_account)} accounts of {self.day} ({count} {noun})"
 
 
 @dataclass
 class TickPlan:
-    run_requests: list[dg.RunRequest]
-    cursor: ChangesCursor
-    skipped_never_exported: int = 0
+    run_requests: list[dg.RunRequest] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    failed_before: list[str] = field(default_factory=list)
+    dropped_ids: list[int] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What the tick did, one line each, for the tick's log."""
+        return [
+            *(f"re-exporting {text}" for text in self.requested),
+            *(f"waiting for the run in flight of {text}" for text in self.waiting),
+            *(f"not re-exported, its last run failed: {text}" for text in self.failed_before),
+            *(f"dropped, never exported yet: {text}" for text in self.dropped[:20]),
+        ]
+
+    def skip_reason(self) -> str:
+        if not (self.waiting or self.failed_before or self.dropped):
+            return "no changes"
+        parts = []
+        if self.waiting:
+            parts.append(f"{len(self.waiting)} day(s) wait for runs in flight")
+        if self.failed_before:
+            parts.append(
+                f"{len(self.failed_before)} day(s) wait for a failed re-export to be re-executed"
+            )
+        if self.dropped:
+            parts.append(
+                f"dropped {len(self.dropped_ids)} change(s) of {len(self.dropped)} day(s) never "
+                "exported (the nightly run or a backfill reads them whole)"
+            )
+        return "; ".join(parts)
+
+
+def usable_code(account_code: str | None) -> bool:
+    """A known account whose code can name a folder (a deleted account's is None)."""
+    return account_code is not None and names_a_folder(account_code)
+
+
+def by_day(changes: Iterable[PendingChange]) -> dict[dt.date, DayChanges]:
+    days: dict[dt.date, DayChanges] = {}
+    for change in changes:
+        day = days.setdefault(change.sale_date, DayChanges(change.sale_date))
+        day.ids.append(change.id)
+        day.by_account[change.account_code or ""] += 1
+    return days
+
+
+def days_in_flight(instance: dg.DagsterInstance) -> list[tuple[dt.date, dt.date]]:
+    """Sale-day ranges of queued and running runs (any job: the daily job, a backfill, a
+    materialization launched from the asset page)."""
+    ranges = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT_STATUSES)):
+        tags = record.dagster_run.tags
+        first = tags.get(PARTITION_TAG) or tags.get(RANGE_START_TAG)
+        last = tags.get(PARTITION_TAG) or tags.get(RANGE_END_TAG)
+        try:
+            if first and last:
+                ranges.append((partition_day(first), partition_day(last)))
+        except ValueError:
+            continue  # a partition of something else
+    return ranges
+
+
+def exported_days(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, days: Iterable[dt.date]
+) -> set[dt.date]:
+    keys = {day.isoformat() for day in days}
+    if not keys:
+        return set()
+    found = instance.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=keys
+    )
+    return {partition_day(key) for key in found}
+
+
+def failed_run_keys(instance: dg.DagsterInstance, run_keys: Iterable[str]) -> set[str]:
+    """Run keys already used by a run that failed (the daemon would skip a request again)."""
+    failed = set()
+    for key in run_keys:
+        runs = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
+        if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+            failed.add(key)
+    return failed
+
+
+def run_request(changes: DayChanges) -> dg.RunRequest:
+    """A run of the day for just the changed accounts (all of them past the config's limit)."""
+    codes = sorted(changes.by_account)
+    config_codes = codes if len(codes) <= MAX_LIST_ITEMS else []
+    return dg.RunRequest(
+        run_key=changes.run_key(),
+        partition_key=changes.day.isoformat(),
+        run_config={"ops": {ASSET_NAME: {"config": {"account_codes": config_codes}}}},
+        tags={ACCOUNTS_TAG: ", ".join(codes)[:200]},
+    )
 
 
 def plan_tick(
-    context: dg.SensorEvaluationContext,
     engine: Engine,
-    partitions_def: dg.MultiPartitionsDefinition,
+    instance: dg.DagsterInstance,
+    partitions_def: dg.DailyPartitionsDefinition,
     asset_key: dg.AssetKey,
+    log: logging.Logger | dg.DagsterLogManager | None = None,
 ) -> TickPlan:
-    state = ChangesCursor.load(context.cursor)
-    if state.position is None:
-        return TickPlan([], ChangesCursor(newest_position(engine) or _origin()))
-    changes = changes_after(engine, state.position, CHANGES_PER_TICK)
-    position = changes[-1].position if changes else state.position
-    registered = set(context.instance.get_dynamic_partitions(ACCOUNTS_PARTITIONS_NAME))
-    first_day, last_day = existing_days(partitions_def)
-    candidates = {**state.deferred, **changed_partitions(changes, registered, first_day, last_day)}
-    busy = partitions_in_flight(context.instance, candidates)
-    exported = exported_partitions(context.instance, asset_key, set(candidates) - busy)
-    plan = TickPlan([], ChangesCursor(position, {}))
-    for key, newest in sorted(candidates.items()):
-        if key in busy:
-            plan.cursor.deferred[key] = newest
-        elif key in exported:
-            account_code, day = split_partition_key(key)
-            plan.run_requests.append(
-                dg.RunRequest(
-                    run_key=f"changed-records-{key}-{newest}",
-                    partition_key=partition_key(account_code, day),
-                    tags={"changed_records_position": newest},
-                )
-            )
+    plan = TickPlan()
+    pending = pending_changes(engine, CHANGES_PER_TICK)
+    usable = [c for c in pending if usable_code(c.account_code)]
+    unusable = [c for c in pending if not usable_code(c.account_code)]
+    if unusable and log is not None:
+        log.warning(f"{len(unusable)} change(s) of accounts without a usable account code dropped")
+    plan.dropped_ids += [c.id for c in unusable]
+    days = by_day(usable)
+    first, last = existing_days(partitions_def)
+    # In flight first, exported second: a run that ends between the two checks has
+    # recorded its materialization before it ended, so its day counts as exported.
+    in_flight = days_in_flight(instance)
+    exportable = [d for d in days if last is not None and first <= d <= last]
+    exported = exported_days(instance, asset_key, exportable)
+    candidates = []
+    for day, changes in sorted(days.items()):
+        if any(start <= day <= end for start, end in in_flight):
+            plan.waiting.append(changes.summary())
+        elif day in exported:
+            candidates.append(changes)
         else:
-            plan.skipped_never_exported += 1
+            plan.dropped_ids += changes.ids
+            plan.dropped.append(changes.summary())
+    candidates = candidates[:RUNS_PER_TICK]
+    failed = failed_run_keys(instance, [changes.run_key() for changes in candidates])
+    for changes in candidates:
+        if changes.run_key() in failed:
+            plan.failed_before.append(f"{changes.summary()}, run key {changes.run_key()}")
+        else:
+            plan.run_requests.append(run_request(changes))
+            plan.requested.append(changes.summary())
     return plan
-
-
-def _origin() -> Position:
-    """The position before any change, for a sensor started on an empty table."""
-    return Position(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), str(uuid.UUID(int=0)))
 
 
 def build_changed_records_sensor(
     job: dg.UnresolvedAssetJobDefinition,
-    partitions_def: dg.MultiPartitionsDefinition,
+    partitions_def: dg.DailyPartitionsDefinition,
     asset_key: dg.AssetKey,
 ) -> dg.SensorDefinition:
     @dg.sensor(
@@ -234,22 +229,18 @@ def build_changed_records_sensor(
         job=job,
         minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Re-exports daily partitions whose records changed since their export.",
+        description="Re-exports the account-days whose records changed (record_changes log).",
     )
     def changed_records_sensor(
         context: dg.SensorEvaluationContext, records_database: RecordsDatabase
     ) -> dg.SensorResult:
         with records_database.engine() as engine:
-            plan = plan_tick(context, engine, partitions_def, asset_key)
-        if plan.skipped_never_exported:
-            context.log.info(
-                f"{plan.skipped_never_exported} changed partition(s) never exported; left to "
-                "the nightly schedule or a backfill"
-            )
+            plan = plan_tick(engine, context.instance, partitions_def, asset_key, context.log)
+            delete_changes(engine, plan.dropped_ids)
+        for line in plan.lines():
+            context.log.info(line)
         if not plan.run_requests:
-            waiting = len(plan.cursor.deferred)
-            reason = f"no stale partitions ({waiting} waiting for runs in flight)"
-            return dg.SensorResult(skip_reason=reason, cursor=plan.cursor.dump())
-        return dg.SensorResult(run_requests=plan.run_requests, cursor=plan.cursor.dump())
+            return dg.SensorResult(skip_reason=plan.skip_reason())
+        return dg.SensorResult(run_requests=plan.run_requests)
 
     return changed_records_sensor

@@ -110,3 +110,26 @@ def write_string_values(out: BinaryOutput, lines: pl.Series, skip: int = 0) -> N
     start = offsets[array.offset] + skip
     end = offsets[array.offset + len(array)]
     out.write(memoryview(data)[start:end])
+
+
+class StringRuns:
+    """A string column's values as one UTF-8 buffer, handed out as runs of consecutive
+    values without copying: the rendered rows of many small files, cut per file."""
+
+    def __init__(self, values: pl.Series) -> None:
+        array = values.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+        assert isinstance(array, pa.LargeStringArray | pa.StringArray)
+        _, offsets_buffer, data = array.buffers()
+        assert offsets_buffer is not None and data is not None
+        offsets = memoryview(offsets_buffer)
+        self._offsets = (
+            offsets.cast("q") if isinstance(array, pa.LargeStringArray) else offsets.cast("i")
+        )
+        self._data = memoryview(data)
+        self._first = array.offset
+        self._array = array  # keeps the buffers alive
+
+    def run(self, first: int, count: int) -> memoryview:
+        """The bytes of values `first` .. `first + count - 1`, back to back."""
+        start = self._first + first
+        return self._data[self._offsets[start] : self._offsets[start + count]]

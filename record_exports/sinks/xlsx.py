@@ -137,6 +137,12 @@ class XlsxSink:
         # "open" until close() has written the file or abort() has released the temp files.
         self._state = "open"
 
+    @property
+    def row_cells(self) -> list[pl.Expr]:
+        """The cell expressions of a data row (`xlsx_cells.cell` per column, with this
+        workbook's style indexes)."""
+        return list(self._cells)
+
     def write(self, batch: pl.DataFrame) -> None:
         """Append the batch's rows after the previous ones, starting new sheets as they fill."""
         if self._state != "open":

@@ -135,14 +135,8 @@ def column_styles(xf_indexes: Sequence[int | None]) -> list[CellStyle]:
     ]
 
 
-def rows_xml(frame: pl.DataFrame, cells: Sequence[pl.Expr], first_row: int) -> pl.Series:
-    """One `<row>` element per frame row, numbered from `first_row` (0-based, as xlsxwriter)."""
-    numbered = frame.with_columns(
-        pl.int_range(first_row + 1, first_row + 1 + pl.len(), dtype=pl.Int64)
-        .cast(pl.String)
-        .alias(ROW_NUMBER)
-    )
-    row = pl.concat_str(
+def _row_element(cells: Sequence[pl.Expr]) -> pl.Expr:
+    return pl.concat_str(
         [
             pl.lit('<row r="'),
             pl.col(ROW_NUMBER),
@@ -151,8 +145,26 @@ def rows_xml(frame: pl.DataFrame, cells: Sequence[pl.Expr], first_row: int) -> p
             pl.lit("</row>"),
         ],
         ignore_nulls=True,
+    ).alias("row")
+
+
+def rows_xml(frame: pl.DataFrame, cells: Sequence[pl.Expr], first_row: int) -> pl.Series:
+    """One `<row>` element per frame row, numbered from `first_row` (0-based, as xlsxwriter)."""
+    numbered = frame.with_columns(
+        pl.int_range(first_row + 1, first_row + 1 + pl.len(), dtype=pl.Int64)
+        .cast(pl.String)
+        .alias(ROW_NUMBER)
     )
-    return numbered.select(row.alias("row")).to_series()
+    return numbered.select(_row_element(cells)).to_series()
+
+
+def rows_xml_by_group(frame: pl.DataFrame, cells: Sequence[pl.Expr], group: str) -> pl.Series:
+    """Like `rows_xml` for many one-sheet workbooks at once: each group of rows (contiguous,
+    labelled by the `group` column) is numbered from row 2, under its own header row."""
+    numbered = frame.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64).over(group) + 2).cast(pl.String).alias(ROW_NUMBER)
+    )
+    return numbered.select(_row_element(cells)).to_series()
 
 
 def _cut_to_utf16_units(text: str, limit: int) -> str | None:

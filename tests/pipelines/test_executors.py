@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -25,19 +26,19 @@ def job_executor_names(timezone: str = "UTC") -> dict[str, str]:
     return {job.name: job.executor_def.name for job in repository.get_all_jobs()}
 
 
-def test_without_the_variable_every_job_keeps_dagsters_default(
+def test_without_the_variable_every_job_runs_in_the_runs_own_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(EXECUTOR_VARIABLE, raising=False)
-    assert configured_executor() is None
+    assert configured_executor() is dg.in_process_executor
     names = job_executor_names()
     assert {"export_records", DAILY_JOB_NAME} <= set(names)
-    assert set(names.values()) == {"multi_or_in_process_executor"}
+    assert set(names.values()) == {"in_process"}
 
 
 def test_default_is_the_same_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(EXECUTOR_VARIABLE, "default")
-    assert set(job_executor_names().values()) == {"multi_or_in_process_executor"}
+    assert set(job_executor_names().values()) == {"in_process"}
 
 
 def test_celery_runs_the_steps_of_every_job(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,4 +74,4 @@ def test_the_celery_executor_is_dagster_celerys_own() -> None:
     celery = executor_named("celery")
     assert celery is not None
     assert celery.name == "celery"
-    assert executor_named("") is None
+    assert executor_named("") is dg.in_process_executor

@@ -1,16 +1,17 @@
-"""`nightly_exports`: its run requests for given evaluation times, time zones included."""
+"""`nightly_exports`: one run of yesterday's partition, in the schedule's time zone."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from sqlalchemy.engine import Engine
 
-from pipelines.definitions import build_definitions
-from tests.dagster_support import Setup
+from pipelines.definitions import DAILY_JOB_NAME, build_definitions
+from tests.dagster_support import Setup, live_account_days
+from tests.factories import oracle_account_day_csv
 
 
 def evaluate(
@@ -34,7 +35,7 @@ def evaluate(
         ("America/Los_Angeles", dt.datetime(2026, 3, 9, 2, 0), "2026-03-08"),
     ],
 )
-def test_yesterday_for_every_account_in_the_schedule_time_zone(
+def test_one_run_of_yesterday_in_the_schedule_time_zone(
     dagster_instance: dg.DagsterInstance,
     timezone: str,
     local_time: dt.datetime,
@@ -45,15 +46,14 @@ def test_yesterday_for_every_account_in_the_schedule_time_zone(
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == timezone
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    dagster_instance.add_dynamic_partitions("accounts", ["ACC2", "ACC1"])
+    # Built from the partitioned job: the schedule's page shows the job's partition set.
+    assert schedule.job_name == DAILY_JOB_NAME
+    assert defs.resolve_job_def(DAILY_JOB_NAME).partitions_def is not None
 
     requests = evaluate(defs, dagster_instance, local_time.replace(tzinfo=ZoneInfo(timezone)))
 
-    assert [r.partition_key for r in requests] == [f"ACC1|{expected_day}", f"ACC2|{expected_day}"]
-    assert [r.run_key for r in requests] == [
-        f"nightly-{expected_day}-ACC1",
-        f"nightly-{expected_day}-ACC2",
-    ]
+    assert [r.partition_key for r in requests] == [expected_day]
+    assert requests[0].run_key == expected_day  # a tick evaluated twice runs once
 
 
 def test_the_time_zone_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,28 +64,20 @@ def test_the_time_zone_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert build_definitions().resolve_schedule_def("nightly_exports").execution_timezone == "UTC"
 
 
-def test_no_accounts_skips(dagster_instance: dg.DagsterInstance) -> None:
-    defs = build_definitions(timezone="UTC")
-    schedule = defs.resolve_schedule_def("nightly_exports")
-    context = dg.build_schedule_context(
-        instance=dagster_instance,
-        scheduled_execution_time=dt.datetime(2026, 3, 10, 2, tzinfo=dt.UTC),
-        repository_def=defs.get_repository_def(),
+def test_the_requested_run_writes_every_accounts_files(dagster_setup: Setup) -> None:
+    """The schedule's request runs as one run and writes every account's file of the day."""
+    days = Counter(day for _, day in live_account_days(dagster_setup.engine))
+    [(day, _)] = days.most_common(1)  # a day on which several accounts sold
+    tick_time = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(2), dt.UTC)
+    [request] = evaluate(dagster_setup.defs, dagster_setup.instance, tick_time)
+    assert request.partition_key == day.isoformat()
+    result = dagster_setup.daily_job().execute_in_process(
+        instance=dagster_setup.instance, partition_key=request.partition_key, tags=request.tags
     )
-    data = schedule.evaluate_tick(context)
-    assert not data.run_requests
-    assert "no accounts" in (data.skip_message or "")
-
-
-def test_requested_partition_runs(dagster_setup: Setup, pg_engine: Engine) -> None:
-    """The schedule's request is a partition the daily job accepts, and it writes the files."""
-    dagster_setup.register_accounts()
-    [request, *_] = evaluate(
-        dagster_setup.defs, dagster_setup.instance, dt.datetime(2026, 6, 2, 2, tzinfo=dt.UTC)
-    )
-    assert request.partition_key is not None
-    assert dagster_setup.materialize(request.partition_key).success
-    code = request.partition_key.split("|")[0]
-    assert (
-        dagster_setup.exports / "daily" / code / "2026" / "06" / f"{code}_2026-06-01.csv"
-    ).exists()
+    assert result.success
+    accounts = {code for code, d in live_account_days(dagster_setup.engine) if d == day}
+    assert len(accounts) >= 2
+    for code in accounts:
+        csv = dagster_setup.daily_file(code, day, "csv")
+        assert csv.read_bytes() == oracle_account_day_csv(dagster_setup.url, code, day)
+        assert dagster_setup.daily_file(code, day, "xlsx").exists()

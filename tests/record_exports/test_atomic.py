@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from record_exports import atomic
 from record_exports.atomic import TEMP_MARKER, HashingWriter, atomic_file, file_digest
 
 
@@ -45,3 +46,30 @@ def test_atomic_file_renames_only_when_complete(tmp_path: Path) -> None:
         temp.write_bytes(b"complete")
     assert [path.name for path in final.parent.iterdir()] == ["out.csv"]
     assert final.read_bytes() == b"complete"
+
+
+def test_deferred_directory_syncs_fsync_each_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many files into few folders: each rename is in place at once, each folder is fsynced
+    once, by `flush` (the real fsync runs; the spy only counts what it is asked to sync)."""
+    synced: list[Path] = []
+    real = atomic._fsync_path
+
+    def counting(path: Path) -> None:
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(atomic, "_fsync_path", counting)
+    syncs = atomic.DeferredDirectorySyncs()
+    finals = [tmp_path / folder / f"{n}.csv" for folder in ("a", "b") for n in range(5)]
+    for final in finals:
+        with atomic.atomic_file(final, syncs) as temp:
+            temp.write_text("x")
+        assert final.read_text() == "x"
+    assert [path.parent for path in synced] == [final.parent for final in finals]
+    assert not any(path.is_dir() for path in synced)  # each temp file's fsync; no folder yet
+    syncs.flush()
+    assert sorted(synced[len(finals) :]) == [tmp_path / "a", tmp_path / "b"]
+    syncs.flush()
+    assert len(synced) == len(finals) + 2

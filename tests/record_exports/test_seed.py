@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from record_exports.database import create_engine_for, parse_database_url
 from record_exports.schema import STATUSES, bookkeeping_records, create_schema
-from record_exports.seed import HOSTILE_TEXT, has_records, records_frame, seed_records
+from record_exports.seed import (
+    HOSTILE_TEXT,
+    LAST_CHANGE,
+    has_records,
+    records_frame,
+    seed_records,
+)
 from tests.factories import count_rows
 
 
@@ -80,3 +88,12 @@ def test_generated_records_cover_every_case() -> None:
     )
     assert (frame["updated_at"] >= frame["created_at"]).all()
     assert (frame["qty"] >= 1).all() and (frame["sale_price_cents"] >= 0).all()
+    # Nothing after the end of the last sale day (the demo used to hold edits dated weeks
+    # ahead of the clock), while edits still happen on the last days.
+    for column in ("updated_at", "created_at"):
+        latest = frame[column].max()
+        assert isinstance(latest, dt.datetime) and latest < LAST_CHANGE, column
+    last_days = frame.filter(
+        pl.col("sale_date") >= pl.lit(LAST_CHANGE.date()) - pl.duration(days=3)
+    )
+    assert (last_days["updated_at"] > last_days["created_at"]).any()

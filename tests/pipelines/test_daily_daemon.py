@@ -1,0 +1,235 @@
+"""Daily exports as deployed: a backfill launched through the webserver's GraphQL API, the way
+the UI launches it, run by a real `dagster-daemon` on deploy/dagster.yaml; then an edit
+shows in its file within a minute through `changed_records_sensor`, and no other file moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
+from sqlalchemy.engine import Engine
+
+from record_exports.daily_layout import LOCKS_FOLDER
+from record_exports.schema import bookkeeping_records
+from record_exports.seed import account_id, seed_records
+from resources.export_storage import ExportStorage
+from tests.factories import oracle_account_day_csv
+from tests.postgres import create_database, drop_database
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FIRST, LAST = dt.date(2026, 10, 1), dt.date(2026, 11, 28)
+LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], bool], seconds: float, log: Path) -> float:
+    """Seconds until `check()` held; fails with the processes' log when it never does."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"{what} not within {seconds:.0f} s\n{log.read_text()[-6000:]}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def storage_url(postgres_server: str) -> Iterator[str]:
+    name, url = create_database(postgres_server)
+    try:
+        yield url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path, postgres_url: str, pg_engine: Engine, storage_url: str
+) -> Iterator[tuple[dg.DagsterInstance, str, Path, Path]]:
+    """Daemon and webserver on one fresh instance; yields (instance, GraphQL URL, exports
+    root, log file). Both are stopped, and their process groups gone, afterwards."""
+    home, exports, log_path = tmp_path / "home", tmp_path / "exports", tmp_path / "processes.log"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": storage_url,
+        "RECORDS_DATABASE_URL": postgres_url,
+        "EXPORTS_DIR": str(exports),
+        "EXPORTS_TIMEZONE": "UTC",
+        "EXPORTS_FIRST_DAY": "2026-01-01",
+    }
+    port = free_port()
+    log = log_path.open("wb")
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for command in (
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+        )
+    ]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DAGSTER_PG_URL", storage_url)
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                yield instance, f"http://127.0.0.1:{port}/graphql", exports, log_path
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def graphql(url: str, query: str, variables: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        payload: dict[str, object] = json.loads(response.read())
+    return payload
+
+
+def server_up(url: str) -> bool:
+    try:
+        return bool(graphql(url, "{ version }", {}).get("data"))
+    except OSError:
+        return False
+
+
+def test_backfill_through_the_daemon_then_an_edit_within_a_minute(
+    deployment: tuple[dg.DagsterInstance, str, Path, Path], pg_engine: Engine, postgres_url: str
+) -> None:
+    instance, url, exports, log = deployment
+    seed_records(pg_engine, 2_000, 3, seed=9)
+    wait_for("the webserver", lambda: server_up(url), 180, log)
+
+    days = [(FIRST + dt.timedelta(days=n)).isoformat() for n in range((LAST - FIRST).days + 1)]
+    answer = graphql(
+        url,
+        LAUNCH_PARTITION_BACKFILL_MUTATION,
+        {
+            "backfillParams": {
+                "assetSelection": [{"path": ["daily_account_exports"]}],
+                "partitionNames": days,
+            }
+        },
+    )
+    launched = answer["data"]["launchPartitionBackfill"]  # type: ignore[index]
+    assert launched["__typename"] == "LaunchBackfillSuccess", answer
+    backfill_id = launched["backfillId"]
+
+    def backfill_done() -> bool:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None
+        assert backfill.status.value not in ("FAILED", "CANCELED", "COMPLETED_FAILED")
+        return bool(backfill.status.value == "COMPLETED_SUCCESS")
+
+    wait_for("the backfill", backfill_done, 240, log)
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert len(runs) == 1  # the whole range in one run (BackfillPolicy.single_run)
+    assert instance.get_materialized_partitions(dg.AssetKey("daily_account_exports")) >= set(days)
+    storage = ExportStorage(root=str(exports))
+    expected = live_account_days(pg_engine, FIRST, LAST)
+    for code, day in expected:
+        path = storage.daily_path(code, day, "csv")
+        assert path.read_bytes() == oracle_account_day_csv(postgres_url, code, day), path
+        assert storage.daily_path(code, day, "xlsx").exists()
+    files = daily_files(exports)
+    assert len(files) == 4 * len(expected) > 200  # csv, xlsx and their manifests
+    before = {path: path.stat().st_mtime_ns for path in files}
+
+    code, day = sorted(expected)[len(expected) // 2]
+    r = bookkeeping_records.c
+    with pg_engine.begin() as connection:  # an edit stamped in the past, as skewed clocks do
+        connection.execute(
+            sa.update(bookkeeping_records)
+            .where(r.account_id == account_id(code), r.sale_date == day)
+            .values(
+                item_name="edited after the backfill",
+                updated_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+            )
+        )
+    edited = storage.daily_path(code, day, "csv")
+    seconds = wait_for(
+        "the edit in its file",
+        lambda: b"edited after the backfill" in edited.read_bytes(),
+        60,
+        log,
+    )
+    assert seconds < 60
+    wait_for(
+        "the re-export's run",
+        lambda: (
+            not instance.get_runs(
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED])
+            )
+        ),
+        60,
+        log,
+    )
+    assert edited.read_bytes() == oracle_account_day_csv(postgres_url, code, day)
+    after = {path: path.stat().st_mtime_ns for path in daily_files(exports)}
+    moved = {path for path in after if after[path] != before.get(path)}
+    mine = {storage.daily_path(code, day, ext) for ext in ("csv", "xlsx")}
+    assert moved == mine | {Path(f"{path}.manifest.json") for path in mine}
+
+
+def daily_files(exports: Path) -> set[Path]:
+    return {
+        path
+        for path in (exports / "daily").rglob("*")
+        if path.is_file() and LOCKS_FOLDER not in path.parts
+    }
+
+
+def live_account_days(engine: Engine, first: dt.date, last: dt.date) -> set[tuple[str, dt.date]]:
+    query = sa.text(
+        "SELECT DISTINCT a.account_code, r.sale_date FROM bookkeeping_records r "
+        "JOIN accounts a ON a.id = r.account_id "
+        "WHERE r.deleted_at IS NULL AND r.sale_date BETWEEN :first AND :last"
+    )
+    with engine.connect() as connection:
+        return {(c, d) for c, d in connection.execute(query, {"first": first, "last": last})}
