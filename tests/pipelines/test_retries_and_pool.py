@@ -52,12 +52,13 @@ def test_bad_input_is_not_retried(
         timezone="UTC",
     ).resolve_job_def("export_records")
     result = job.execute_in_process(
-        run_config={"ops": {"export": {"config": {"columns": ["nope"]}}}},
+        run_config={"ops": {"export": {"config": {"sale_date_from": "2026-02-30"}}}},
         instance=dagster_instance,
         raise_on_error=False,
     )
     kinds = [event.event_type for event in result.all_events]
     assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in kinds
+    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
 
 
 def test_transient_errors_are_recognised_through_causes() -> None:
