@@ -41,8 +41,8 @@ def default_resources() -> dict[str, Any]:
 def build_definitions(
     resource_overrides: Mapping[str, Any] | None = None, timezone: str | None = None
 ) -> dg.Definitions:
-    """The code location; the CLI passes overrides (an output folder, a terminal progress
-    bar), tests a time zone."""
+    """The code location; tests pass resource overrides and a time zone. The CLI runs the
+    module's `defs` unchanged, so its runs are runs of the location's own jobs."""
     timezone = timezone or EXPORTS_TIMEZONE.value()
     partitions_def = daily_account_partitions(timezone)
     daily_exports = build_daily_account_exports(partitions_def)
