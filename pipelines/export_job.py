@@ -93,19 +93,20 @@ class ExportConfig(dg.Config):
     Dagster checks the enums (`format`, `money`, `compression`, each status and column) in
     the Launchpad, before a run starts; what only the parser or the database can tell (a
     date's validity, options that do not fit the format, unknown account codes) fails the run
-    at its start, naming every bad field.
+    at its start, naming every bad field. Dagster lets every field with a default be `null`
+    (except the Literals), so the fields accept None, which the parser reads as not given.
     """
 
     format: FormatValue = option("format")
-    account_codes: list[str] = option("account_codes")
-    statuses: list[StatusValue] = option("statuses")
+    account_codes: list[str] | None = option("account_codes")
+    statuses: list[StatusValue] | None = option("statuses")
     sale_date_from: str | None = option("sale_date_from")
     sale_date_to: str | None = option("sale_date_to")
-    columns: list[ColumnValue] = option("columns")
-    include_remarks: bool = option("include_remarks")
+    columns: list[ColumnValue] | None = option("columns")
+    include_remarks: bool | None = option("include_remarks")
     money: MoneyValue = option("money")
-    bom: bool = option("bom")
-    excel_safe: bool = option("excel_safe")
+    bom: bool | None = option("bom")
+    excel_safe: bool | None = option("excel_safe")
     compression: CompressionValue = option("compression")
     output_name: str | None = option("output_name")
 

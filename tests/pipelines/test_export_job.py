@@ -130,6 +130,17 @@ def test_configured_export(seeded: Engine, postgres_url: str, tmp_path: Path) ->
     assert meta["columns"].endswith("Return Label Cost, Profit")
 
 
+def test_null_means_not_given(seeded: Engine, postgres_url: str, tmp_path: Path) -> None:
+    """Dagster's schema lets a Launchpad user write `null` for any field with a default."""
+    nullable = {
+        name: None for name in PARAM_FIELDS if name not in ("format", "money", "compression")
+    }
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, nullable, instance)
+    assert result.success
+    assert output_metadata(result)["columns"].startswith("id, ebay_order_id,")
+
+
 def test_launchpad_refuses_unknown_choices_before_a_run(postgres_url: str, tmp_path: Path) -> None:
     """Dagster's config check, which the Launchpad runs as you type, names each bad field
     once with its valid choices; no run is created."""
