@@ -14,11 +14,14 @@ import pytest
 import yaml
 from sqlalchemy.engine import Engine
 
+from pipelines.dagster_events import output_metadata
 from pipelines.definitions import defs
 from pipelines.export_runner import run_export_job
-from pipelines.location_runs import WORKSPACE_FILE, location_job_origin
+from pipelines.location_runs import WORKSPACE_FILE, execute_location_run, location_job_origin
 from record_exports.params import parse_export_params
 from record_exports.seed import seed_records
+from record_exports.settings import REPO_ROOT
+from tests.pipelines import multiprocess_location
 
 # What the UI filters a job's runs by (dagster._core.storage.tags.REPOSITORY_LABEL_TAG).
 REPOSITORY_TAG = ".dagster/repository"
@@ -100,3 +103,37 @@ def test_output_goes_to_the_run_config_not_a_changed_job(
         "root": str(target.parent),
         "on_demand_folder": "",
     }
+
+
+def test_a_job_with_another_executor_runs_where_it_sends_steps(
+    dagster_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """A location whose job has its own executor (Celery once EXPORTS_EXECUTOR says so) keeps
+    it: the run is still the location's, its step runs in another process, and this one
+    waits for it."""
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "python_module": {
+                            "module_name": "tests.pipelines.multiprocess_location",
+                            "attribute": "defs",
+                            "working_directory": str(REPO_ROOT),
+                        }
+                    }
+                ]
+            }
+        )
+    )
+    run = execute_location_run(
+        dagster_instance, multiprocess_location.defs, "elsewhere", {}, {}, workspace
+    )
+    assert run.status is dg.DagsterRunStatus.SUCCESS
+    assert "execution" not in run.run_config
+    assert run.remote_job_origin is not None
+    label = run.remote_job_origin.repository_origin.get_label()
+    assert label == "__repository__@tests.pipelines.multiprocess_location:defs"
+    step_pid = output_metadata(dagster_instance, run.run_id)["pid"]
+    assert isinstance(step_pid, int) and step_pid != os.getpid()
