@@ -23,6 +23,8 @@ install: $(STAMP)
 demo: install
 	$(BIN)/record-exports init-db
 	$(BIN)/record-exports seed --records 20000 --accounts 5 --seed 1 --if-empty
+	@echo "The synthetic records hold some texts longer than Excel's 32,767-character cell limit"
+	@echo "on purpose: the xlsx export warns that it cut them, as it would with real data."
 	@for format in $(DEMO_FORMATS); do \
 		$(BIN)/record-exports export --format $$format || exit 1; \
 	done

@@ -22,8 +22,8 @@ from record_exports.database import (
     parse_database_url,
 )
 from record_exports.errors import ExportInputError
-from record_exports.params import ExportParams, choices, parse_export_params
-from record_exports.schema import STATUSES, create_schema
+from record_exports.params import FIELD_HELP, ExportParams, choices, parse_export_params
+from record_exports.schema import create_schema
 from record_exports.settings import DAGSTER_HOME, RECORDS_DATABASE_URL, fill_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -47,7 +47,9 @@ def _positive(value: str) -> int:
     return number
 
 
-def _choice_option(parser: argparse.ArgumentParser, flag: str, default: StrEnum, text: str) -> None:
+def _choice_option(
+    parser: argparse.ArgumentParser, flag: str, field: str, default: StrEnum
+) -> None:
     """An option taking one of the values of `default`'s enum, in any case. Values are
     checked by `parse_export_params`, so a wrong one gets the same one-line message (naming
     the field and listing the choices) as in run config or a request row."""
@@ -56,15 +58,21 @@ def _choice_option(parser: argparse.ArgumentParser, flag: str, default: StrEnum,
         flag,
         default=default.value,
         metavar="{" + ",".join(values) + "}",
-        help=f"{text} (default {default.value}; any case)",
+        help=f"{FIELD_HELP[field]} Default {default.value}; any case.",
     )
 
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    """The export options, described by `FIELD_HELP` as in the Launchpad."""
     defaults = ExportParams()
-    _choice_option(parser, "--format", defaults.format, "file format")
+    _choice_option(parser, "--format", "format", defaults.format)
     parser.add_argument(
-        "--account", dest="account_codes", action="append", default=[], metavar="CODE"
+        "--account",
+        dest="account_codes",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help=f"{FIELD_HELP['account_codes']} Repeatable.",
     )
     parser.add_argument(
         "--status",
@@ -72,16 +80,24 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="S",
-        help=f"one of {', '.join(STATUSES)} (repeatable; any case)",
+        help=f"{FIELD_HELP['statuses']} Repeatable; any case.",
     )
-    parser.add_argument("--from", dest="sale_date_from", metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="sale_date_to", metavar="YYYY-MM-DD")
-    parser.add_argument("--columns", default="", help="comma-separated column names")
-    parser.add_argument("--include-remarks", action="store_true")
-    _choice_option(parser, "--money", defaults.money, "money as cents or dollars")
-    parser.add_argument("--bom", action="store_true", help="CSV: prepend a UTF-8 BOM")
-    _choice_option(parser, "--compression", defaults.compression, "CSV, NDJSON, JSON")
-    parser.add_argument("--excel-safe", action="store_true", help="CSV: defuse formula cells")
+    parser.add_argument(
+        "--from", dest="sale_date_from", metavar="YYYY-MM-DD", help=FIELD_HELP["sale_date_from"]
+    )
+    parser.add_argument(
+        "--to", dest="sale_date_to", metavar="YYYY-MM-DD", help=FIELD_HELP["sale_date_to"]
+    )
+    parser.add_argument(
+        "--columns", default="", metavar="a,b,c", help=f"Comma-separated. {FIELD_HELP['columns']}"
+    )
+    parser.add_argument(
+        "--include-remarks", action="store_true", help=FIELD_HELP["include_remarks"]
+    )
+    _choice_option(parser, "--money", "money", defaults.money)
+    parser.add_argument("--bom", action="store_true", help=FIELD_HELP["bom"])
+    _choice_option(parser, "--compression", "compression", defaults.compression)
+    parser.add_argument("--excel-safe", action="store_true", help=FIELD_HELP["excel_safe"])
 
 
 def _raw_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", type=Path, help="file path (default: under EXPORTS_DIR)")
     request = commands.add_parser("request", help="file an export request, as the web app would")
     _add_export_options(request)
-    request.add_argument("--output-name", help="file name without folder")
+    request.add_argument("--output-name", metavar="NAME", help=FIELD_HELP["output_name"])
     request.add_argument("--requested-by", help="who asks (free text)")
     return parser
 
@@ -196,7 +212,20 @@ def command_request(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(request_id)
+    print(how_to_watch(request_id), file=sys.stderr)
     return EXIT_OK
+
+
+def how_to_watch(request_id: int) -> str:
+    """Where a filed request goes next; on stderr, so stdout stays the bare id for scripts."""
+    from pipelines.request_store import EXPORT_REQUEST_TAG
+
+    return (
+        f"request {request_id} is pending; export_requests_sensor starts its run at its next "
+        "tick while the Dagster daemon runs (make dev). Watch it in the UI under Runs, tag "
+        f"{EXPORT_REQUEST_TAG}={request_id}, or in its row: SELECT status, output_path, "
+        f"row_count, error FROM export_requests WHERE id = {request_id}"
+    )
 
 
 COMMANDS = {
@@ -220,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatabaseSettingError, UsageError) as error:
         _fail(str(error), EXIT_BAD_INPUT)
     except ExportInputError as error:
-        _fail(f"{error}", EXIT_BAD_INPUT)
+        _fail("\nerror: ".join(str(problem) for problem in error.problems), EXIT_BAD_INPUT)
     except DatabaseBusyError as error:
         _fail(str(error), EXIT_FAILED)
 

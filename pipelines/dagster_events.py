@@ -1,12 +1,15 @@
-"""What the CLI and the request sensors read from Dagster's event records, in one place.
+"""Dagster's step events, where no public API reaches them, in one place.
 
-Dagster has no public call for these: a step's output metadata as seen from outside the
-run, and why a step failed (a `Failure`'s description, or the error). They are read here
+What the CLI and the request sensors read: a step's output metadata as seen from outside
+the run, and why a step failed (a `Failure`'s description, or the error). They are read here
 through `DagsterEvent.step_output_data`, `DagsterEvent.step_failure_data` (its
 `user_failure_data` and its `error`, a `SerializableErrorInfo` with `.message` and `.cause`)
 and `EventLogEntry.dagster_event` of `DagsterInstance.all_logs`; and a run failure's own
 error through `DagsterEvent.event_specific_data.error` (a run whose step process died on a
 Celery worker has no step failure, only this).
+
+What a step raises for bad input (`clean_failure`): `dagster._core.errors.
+DagsterUserCodeProcessError`, which carries a ready-made `SerializableErrorInfo`.
 tests/pipelines/test_dagster_events.py probes each of them against real runs, so a Dagster
 upgrade that changes one fails there, by name.
 """
@@ -17,6 +20,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterUserCodeProcessError
+from dagster._utils.error import SerializableErrorInfo
 
 from record_exports.errors import first_line
 
@@ -31,6 +36,12 @@ def output_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]
         if metadata:
             return {key: value.value for key, value in metadata.items()}
     return {}
+
+
+def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterEvent]:
+    """The run's step failure events, in order."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return [entry.dagster_event for entry in entries if entry.dagster_event is not None]
 
 
 def step_failure_message(failures: Iterable[dg.DagsterEvent]) -> str | None:
@@ -65,3 +76,18 @@ def run_failure_message(failure: dg.DagsterEvent) -> str | None:
     if error is None or not str(error.message).strip():
         return None
     return first_paragraph(str(error.message))
+
+
+def clean_failure(message: str) -> Exception:
+    """The error a step raises to fail with `message` alone: no stack trace in the run log,
+    the UI or the run's failure event.
+
+    A raised `dagster.Failure` shows its description followed by the Python stack of
+    Dagster's frames and ours, which for a person's bad input is noise. Dagster turns a
+    `DagsterUserCodeProcessError` holding exactly one `SerializableErrorInfo` into that
+    info itself (it is how errors from a step's subprocess travel), so one with an empty
+    stack reads as the message and nothing else. Bad input never retries: the step has no
+    retry policy, and only `RetryRequested` asks for another attempt.
+    """
+    info = SerializableErrorInfo(message=message.rstrip() + "\n", stack=[], cls_name=None)
+    return DagsterUserCodeProcessError(message, user_code_process_error_infos=[info])

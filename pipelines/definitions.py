@@ -50,8 +50,9 @@ def build_definitions(
     timezone: str | None = None,
     first_day: dt.date | None = None,
 ) -> dg.Definitions:
-    """The code location; the CLI passes overrides (an output folder, a terminal progress
-    bar), tests a time zone and a first sale day."""
+    """The code location; tests pass resource overrides, a time zone and a first sale day.
+    The CLI runs the module's `defs` unchanged, so its runs are runs of the location's own
+    jobs."""
     timezone = timezone or EXPORTS_TIMEZONE.value()
     first_day = first_day or exports_first_day(timezone)
     partitions_def = sale_day_partitions(first_day, timezone)

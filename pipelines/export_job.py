@@ -3,19 +3,26 @@
 # No `from __future__ import annotations`: Dagster reads the op's type annotations at runtime.
 
 import datetime as dt
+from collections.abc import Sequence
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import dagster as dg
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.request_store import EXPORT_REQUEST_TAG
 from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
-from record_exports.engine import ExportResult, run_export
+from record_exports.columns import ALL_COLUMNS
+from record_exports.engine import ExportResult, run_export, unknown_account_codes
 from record_exports.params import (
+    FIELD_HELP,
+    AccountCheck,
     Compression,
     ExportFormat,
     ExportParams,
@@ -23,11 +30,16 @@ from record_exports.params import (
     choices,
     parse_export_params,
 )
+from record_exports.schema import STATUSES
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
 from resources.records_database import RecordsDatabase
 
-EXPORT_REQUEST_TAG = "export_request_id"
+EXPORT_JOB = "export_records"
+OUTPUT_NAME = "file"
+
+SOURCE_TAG, FORMAT_TAG, ACCOUNTS_TAG = "source", "format", "accounts"
+MAX_ACCOUNTS_TAG_LENGTH = 100
 
 
 def values_of(enum: type[StrEnum]) -> Any:
@@ -35,43 +47,97 @@ def values_of(enum: type[StrEnum]) -> Any:
 
     Not the enum itself: Dagster's config schema for a Python `Enum` takes member names
     (`CSV`), while run configs, request rows and the Launchpad spell the values (`csv`).
+    Dagster names the config type after the Literal, so a wrong value's error in the
+    Launchpad lists the valid ones.
     """
     return Literal[choices(enum)]
 
 
-# mypy cannot read a Literal built at runtime; to it these are plain strings.
+def one_of(values: Sequence[str]) -> Any:
+    """An item type for a list field that takes exactly `values` (Dagster turns a `Literal`
+    into a config enum only for a whole field, not for list items). An `Enum` whose member
+    names are the values; named like Dagster names Literals, so the Launchpad's error for a
+    wrong item lists the valid ones too."""
+    name = "Literal[" + ", ".join(repr(value) for value in values) + "]"
+    return StrEnum(name, {value: value for value in values})
+
+
+# mypy cannot read a type built at runtime; to it these are plain strings.
 if TYPE_CHECKING:
     FormatValue: TypeAlias = str
     MoneyValue: TypeAlias = str
     CompressionValue: TypeAlias = str
+    StatusValue: TypeAlias = str
+    ColumnValue: TypeAlias = str
 else:
     FormatValue = values_of(ExportFormat)
     MoneyValue = values_of(MoneyMode)
     CompressionValue = values_of(Compression)
+    StatusValue = one_of(STATUSES)
+    ColumnValue = one_of(list(ALL_COLUMNS))
 
 _DEFAULTS = ExportParams().to_config()
 
 
+def option(name: str) -> Any:
+    """A config field of option `name`: its default from `ExportParams` (an empty text for
+    the optional ones, so the Launchpad's pre-filled config shows them too) and its
+    description from `FIELD_HELP`."""
+    return Field(default=_DEFAULTS.get(name, ""), description=FIELD_HELP[name])
+
+
 class ExportConfig(dg.Config):
     """One export: the fields of `ExportParams` (record_exports/params.py), which validates
-    them, with its defaults. Field names are the contract of interfaces.md."""
+    them, with its defaults. Field names are the contract of interfaces.md.
 
-    format: FormatValue = _DEFAULTS["format"]
-    account_codes: list[str] = []
-    statuses: list[str] = []
-    sale_date_from: str | None = None
-    sale_date_to: str | None = None
-    columns: list[str] = []
-    include_remarks: bool = _DEFAULTS["include_remarks"]
-    money: MoneyValue = _DEFAULTS["money"]
-    bom: bool = _DEFAULTS["bom"]
-    excel_safe: bool = _DEFAULTS["excel_safe"]
-    compression: CompressionValue = _DEFAULTS["compression"]
-    output_name: str | None = None
+    Dagster checks the enums (`format`, `money`, `compression`, each status and column) in
+    the Launchpad, before a run starts; what only the parser or the database can tell (a
+    date's validity, options that do not fit the format, unknown account codes) fails the run
+    at its start, naming every bad field. Dagster lets every field with a default be `null`
+    (except the Literals), so the fields accept None, which the parser reads as not given.
+    """
 
-    def export_params(self) -> ExportParams:
-        """The validated export; raises `ExportInputError` naming the field."""
-        return parse_export_params(self.model_dump())
+    format: FormatValue = option("format")
+    account_codes: list[str] | None = option("account_codes")
+    statuses: list[StatusValue] | None = option("statuses")
+    sale_date_from: str | None = option("sale_date_from")
+    sale_date_to: str | None = option("sale_date_to")
+    columns: list[ColumnValue] | None = option("columns")
+    include_remarks: bool | None = option("include_remarks")
+    money: MoneyValue = option("money")
+    bom: bool | None = option("bom")
+    excel_safe: bool | None = option("excel_safe")
+    compression: CompressionValue = option("compression")
+    output_name: str | None = option("output_name")
+
+    def export_params(self, unknown_accounts: AccountCheck | None = None) -> ExportParams:
+        """The validated export; raises `ExportInputError` naming every bad field."""
+        return parse_export_params(self.model_dump(), unknown_accounts)
+
+
+def accounts_tag(codes: Sequence[str]) -> str:
+    """`ACC1,ACC2`, `all` for no codes; a long list is cut with a count of the rest."""
+    if not codes:
+        return "all"
+    text = ",".join(codes)
+    if len(text) <= MAX_ACCOUNTS_TAG_LENGTH:
+        return text
+    shown: list[str] = []
+    for code in codes:
+        if len(",".join([*shown, code])) > MAX_ACCOUNTS_TAG_LENGTH - 20:
+            break
+        shown.append(code)
+    return f"{','.join(shown)} and {len(codes) - len(shown)} more"
+
+
+def export_run_tags(params: ExportParams, source: str) -> dict[str, str]:
+    """What tells export runs apart in the runs list: who started it (`cli`, `request`), the
+    format and the accounts."""
+    return {
+        SOURCE_TAG: source,
+        FORMAT_TAG: params.format.value,
+        ACCOUNTS_TAG: accounts_tag(params.account_codes),
+    }
 
 
 def default_file_stem(run_id: str) -> str:
@@ -103,7 +169,7 @@ def _export(
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
 ) -> ExportResult:
-    params = config.export_params()
+    params = config.export_params(partial(unknown_account_codes, engine))
     destination = export_destination(context, params, export_storage)
     return run_export(
         records_database.target(),
@@ -120,6 +186,13 @@ def _export(
     name="export",
     description="Export the selected records to one file with its manifest.",
     pool=RECORDS_DATABASE_POOL,
+    out={
+        OUTPUT_NAME: dg.Out(
+            dg.Nothing,
+            description="The export file, described by this output's metadata (path, rows, "
+            "bytes, sha256, columns, filters). Nothing is stored besides the file itself.",
+        )
+    },
 )
 def export_op(
     context: dg.OpExecutionContext,
@@ -127,13 +200,17 @@ def export_op(
     records_database: RecordsDatabase,
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
-) -> dg.Output[str]:
+) -> None:
     """Runs started for an `export_requests` row also write the row's progress back:
     `running` at the start, `succeeded` with path and row count at the end, `failed` with
     the error when the step gives up (transient database errors are retried first). The
     run-status sensors write the same outcome again, which changes nothing; they alone
     cover runs that die before or outside this step. Every write-back and the account
-    lookup use the resource's one engine."""
+    lookup use the resource's one engine.
+
+    The output is `Nothing`: its metadata is the export's description, and Dagster's IO
+    manager stores no copy of it (a pickled path under the instance folder would read like
+    a second export file)."""
     request_id = request_id_of(context.run)
 
     def write_failure(message: str) -> None:
@@ -152,9 +229,9 @@ def export_op(
                 engine, request_id, context.run_id, str(result.path), result.row_count
             )
     log_result(context.log, result)
-    return dg.Output(str(result.path), metadata=export_metadata(result))
+    context.add_output_metadata(export_metadata(result), output_name=OUTPUT_NAME)
 
 
-@dg.job(name="export_records", description="One on-demand export of bookkeeping records.")
+@dg.job(name=EXPORT_JOB, description="One on-demand export of bookkeeping records.")
 def export_records() -> None:
     export_op()

@@ -1,4 +1,10 @@
-"""Running `export_records` from the command line: checks first, then a recorded Dagster run."""
+"""Running `export_records` from the command line: checks first, then a recorded Dagster run.
+
+The run belongs to the code location's `export_records` job like a run launched in the UI
+(`location_runs`): it is listed on the job's page, re-executes without a version warning, and
+is tagged `source=cli` with its format and accounts. It runs in this process, so an export
+costs what the engine does plus Dagster's fixed cost of recording a run.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,17 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.dagster_events import output_metadata, step_failure_message
-from pipelines.definitions import build_definitions
+from pipelines.dagster_events import output_metadata, step_failure_message, step_failures
+from pipelines.definitions import defs
+from pipelines.export_job import EXPORT_JOB, export_run_tags
+from pipelines.location_runs import execute_location_run
+from pipelines.terminal_progress import progress_bar
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
 from record_exports.params import ExportParams
 from record_exports.settings import RECORDS_DATABASE_URL
-from resources.export_storage import ExportStorage
-from resources.progress_reporter import ProgressReporter
 
+CLI_SOURCE = "cli"
 # The CLI prints its own one-line outcome; the full run log stays in the Dagster instance.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -42,37 +50,46 @@ def check_inputs(params: ExportParams) -> None:
         engine.dispose()
 
 
-def run_config_for(params: ExportParams) -> dict[str, Any]:
+def run_config_for(params: ExportParams, output: Path | None) -> dict[str, Any]:
     """Validated params in the run config's canonical form (`CSV` typed on the command line
-    is `csv` here), so Dagster's config check never sees a value the parser accepted."""
-    return {"ops": {"export": {"config": params.to_config()}}, **QUIET_LOGS}
+    is `csv` here), so Dagster's config check never sees a value the parser accepted.
+
+    `--output` is run config of the `export_storage` resource (its folder as the root, no
+    on-demand subfolder) rather than another resource object: the job stays the location's
+    own, and the run's config in the UI says where the file went.
+    """
+    config: dict[str, Any] = {"ops": {"export": {"config": params.to_config()}}, **QUIET_LOGS}
+    if output is not None:
+        folder = str(output.resolve().parent)
+        config["resources"] = {
+            "export_storage": {"config": {"root": folder, "on_demand_folder": ""}}
+        }
+    return config
 
 
 def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
     check_inputs(params)
-    overrides: dict[str, Any] = {"progress_reporter": ProgressReporter(terminal=terminal)}
-    if output is not None:
-        folder = output.resolve().parent
-        overrides["export_storage"] = ExportStorage(root=str(folder), on_demand_folder="")
-    job = build_definitions(overrides).resolve_job_def("export_records")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            run_config=run_config_for(params), instance=instance, raise_on_error=False
+    with dg.DagsterInstance.get() as instance, progress_bar(sys.stderr, enabled=terminal):
+        run = execute_location_run(
+            instance,
+            defs,
+            EXPORT_JOB,
+            run_config_for(params, output),
+            export_run_tags(params, CLI_SOURCE),
         )
-        metadata = output_metadata(instance, result.run_id) if result.success else {}
-    if terminal:
-        sys.stderr.write("\n")
-    if not result.success:
-        error = step_failure_message(result.get_step_failure_events())
+        metadata = output_metadata(instance, run.run_id)
+        failures = step_failures(instance, run.run_id)
+    if run.status is not dg.DagsterRunStatus.SUCCESS:
+        error = step_failure_message(failures)
         return JobOutcome(
             False,
-            result.run_id,
-            error=error or f"run {result.run_id} failed; see its log in the Dagster UI",
+            run.run_id,
+            error=error or f"run {run.run_id} failed; see its log in the Dagster UI",
         )
     return JobOutcome(
         True,
-        result.run_id,
-        path=str(result.output_for_node("export")),
-        row_count=int(metadata.get("dagster/row_count", 0)),
+        run.run_id,
+        path=str(metadata["path"]),
+        row_count=int(metadata["dagster/row_count"]),
         truncated_cells=int(metadata.get("truncated_cells", 0)),
     )

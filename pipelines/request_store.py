@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine
 from record_exports.schema import export_requests
 
 MAX_ERROR_LENGTH = 2000
+EXPORT_REQUEST_TAG = "export_request_id"
+"""The tag of a Dagster run that serves a request: the row's id."""
 
 PENDING, QUEUED, RUNNING = "pending", "queued", "running"
 SUCCEEDED, FAILED, REJECTED = "succeeded", "failed", "rejected"

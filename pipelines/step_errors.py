@@ -1,9 +1,10 @@
 """How every export step (the `export` op, the daily asset) turns an error into an outcome.
 
-One rule for all of them: bad input fails the step at once, without retries, with a message
-naming the field; a transient database error asks Dagster for another attempt after a
-backoff; anything else fails the step with its own error. `on_give_up` hears the one-line
-reason whenever the step gives up for good (a request run writes it to its request row).
+One rule for all of them: bad input fails the step at once, without retries, with one line
+naming every bad field and no stack trace (`dagster_events.clean_failure`); a transient
+database error asks Dagster for another attempt after a backoff; anything else fails the step
+with its own error. `on_give_up` hears the one-line reason whenever the step gives up for good
+(a request run writes it to its request row).
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from pipelines.dagster_events import clean_failure
 from pipelines.retries import can_retry, retry_request
 from record_exports.errors import ExportInputError, first_line
 
 GiveUpCallback = Callable[[str], None]
 
 
-def invalid_input(error: ExportInputError, what: str = "export config") -> dg.Failure:
-    """The step failure for bad input: no retries, the field in the metadata."""
-    return dg.Failure(
-        description=f"Invalid {what}: {error}",
-        metadata={"field": error.field},
-        allow_retries=False,
-    )
+def invalid_input_message(error: ExportInputError, what: str = "export config") -> str:
+    """`Invalid export config: sale_date_to: ...; account_codes: ...`: every bad field, once,
+    on one line (what the run log, the CLI and a request row all show)."""
+    return f"Invalid {what}: {error}"
 
 
 @contextmanager
@@ -39,10 +38,10 @@ def export_step_errors(
     try:
         yield
     except ExportInputError as error:
-        failure = invalid_input(error, what)
+        message = invalid_input_message(error, what)
         if on_give_up is not None:
-            on_give_up(failure.description or str(error))
-        raise failure from None
+            on_give_up(message)
+        raise clean_failure(message) from None
     except BaseException as error:
         if can_retry(error, context.retry_number):
             context.log.warning(f"transient database error, will retry: {first_line(error)}")

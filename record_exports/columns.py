@@ -77,8 +77,8 @@ class OutputColumn:
 
     @property
     def title(self) -> str:
-        """Excel header: `sale_price_cents` -> `Sale Price`."""
-        return self.name.removesuffix("_cents").replace("_", " ").title()
+        """Its Excel header (`EXCEL_HEADERS`): `sale_price_cents` -> `Sale Price`."""
+        return EXCEL_HEADERS[self.name]
 
 
 _T, _I, _M, _D, _TS = (
@@ -115,6 +115,33 @@ COMPUTED_COLUMNS: dict[str, ColumnKind] = {
 REMARK_COLUMNS: dict[str, ColumnKind] = {"order_remark": _T, "service_remark": _T}
 ALL_COLUMNS: dict[str, ColumnKind] = {**BASE_COLUMNS, **COMPUTED_COLUMNS, **REMARK_COLUMNS}
 
+EXCEL_HEADERS: dict[str, str] = {
+    "id": "ID",
+    "account_code": "Account Code",
+    "ebay_order_id": "eBay Order ID",
+    "sale_date": "Sale Date",
+    "item_name": "Item Name",
+    "qty": "Qty",
+    "sale_price_cents": "Sale Price",
+    "ebay_fees_cents": "eBay Fees",
+    "amazon_price_cents": "Amazon Price",
+    "amazon_tax_cents": "Amazon Tax",
+    "amazon_shipping_cents": "Amazon Shipping",
+    "amazon_order_id": "Amazon Order ID",
+    "status": "Status",
+    "return_label_cost_cents": "Return Label Cost",
+    "created_at": "Created At (UTC)",
+    "updated_at": "Updated At (UTC)",
+    "earnings_net_cents": "Earnings Net",
+    "cogs_total_cents": "COGS Total",
+    "profit_cents": "Profit",
+    "order_remark": "Order Remark",
+    "service_remark": "Service Remark",
+}
+"""The header of each column in an Excel sheet, as accountants write them: "ID", "eBay Order
+ID", "COGS Total". Money columns hold dollars there, so no header says cents; timestamps are
+UTC datetime cells, which Excel shows without a zone, so their headers say it."""
+
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "id",
     "ebay_order_id",
@@ -149,7 +176,7 @@ def resolve_columns(requested: Sequence[str], include_remarks: bool) -> tuple[Ou
     if unknown:
         valid = ", ".join(ALL_COLUMNS)
         raise ExportInputError(
-            "columns", f"unknown column(s) {', '.join(map(repr, unknown))}; valid names: {valid}"
+            "columns", f"unknown column(s) {', '.join(map(repr, unknown))} (valid names: {valid})"
         )
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,14 @@ from sqlalchemy.engine import Engine
 
 from record_exports.atomic import FileDigest, ReportsDigest, atomic_file, file_digest
 from record_exports.database import DatabaseTarget, create_engine_for, require_sqlite_file
-from record_exports.errors import ExportInputError
 from record_exports.frames import batch_to_frame, empty_frame
 from record_exports.manifest import Manifest, write_manifest
-from record_exports.params import ExportFormat, ExportParams
+from record_exports.params import (
+    ExportFormat,
+    ExportParams,
+    parse_export_params,
+    unknown_accounts_error,
+)
 from record_exports.query import RecordFilters, build_query
 from record_exports.reader import DEFAULT_BATCH_BYTES, iter_record_batches, prefetch
 from record_exports.schema import accounts
@@ -61,23 +66,37 @@ class ExportResult(Manifest):
         return {"path": str(self.path), **self.describe(), "truncated_cells": self.truncated_cells}
 
 
-def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
-    """Ids for account codes; an unknown code is bad input, named in the error."""
+def _account_ids_by_code(engine: Engine, codes: Sequence[str]) -> dict[str, str]:
     if not codes:
-        return []
+        return {}
     with engine.connect() as connection:
         rows = connection.execute(
             sa.select(accounts.c.account_code, accounts.c.id).where(
                 accounts.c.account_code.in_(list(codes))
             )
         ).all()
-    found = {code: str(account_id) for code, account_id in rows}
+    return {code: str(account_id) for code, account_id in rows}
+
+
+def unknown_account_codes(engine: Engine, codes: Sequence[str]) -> list[str]:
+    """The codes no account has, in the order given (`parse_export_params`'s account check)."""
+    found = _account_ids_by_code(engine, codes)
+    return [code for code in codes if code not in found]
+
+
+def resolve_account_ids(engine: Engine, codes: Sequence[str]) -> list[str]:
+    """Ids for account codes; an unknown code is bad input, named in the error."""
+    found = _account_ids_by_code(engine, codes)
     unknown = [code for code in codes if code not in found]
     if unknown:
-        raise ExportInputError(
-            "account_codes", f"unknown account code(s): {', '.join(unknown[:20])}"
-        )
+        raise unknown_accounts_error(unknown)
     return [found[code] for code in codes]
+
+
+def parse_checked(engine: Engine, raw: Mapping[str, Any]) -> ExportParams:
+    """`parse_export_params` that also names account codes missing from the database, in
+    the same error as every other bad field."""
+    return parse_export_params(raw, unknown_accounts=partial(unknown_account_codes, engine))
 
 
 def _account_ids(target: DatabaseTarget, codes: Sequence[str], engine: Engine | None) -> list[str]:
@@ -118,7 +137,7 @@ def export_manifest(
         format=params.format.value,
         columns=params.column_names(),
         filters=params.filters(),
-        money=params.money.value,
+        money=params.money_in_file.value,
         row_count=row_count,
         bytes=size,
         sha256=sha256,

@@ -5,14 +5,47 @@ The CLI maps them to exit codes, Dagster to failed runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PROBLEM_SEPARATOR = "; "
+"""Between the problems of one `ExportInputError`; no problem's own text contains it."""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One bad setting: the field it is in and what is wrong with it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
 
 class ExportInputError(ValueError):
-    """Bad input, found before any record is read; `field` names the offending setting."""
+    """Bad input, found before any record is read.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    It holds every problem found at once (`problems`), each naming its field, so a person
+    fixes a config in one go; `field` and `message` are those of the first. Its text is one
+    line, `field: message; other_field: message`.
+    """
+
+    def __init__(self, field: str, message: str, *more: InputProblem) -> None:
+        self.problems = (InputProblem(field, message), *more)
+        super().__init__(PROBLEM_SEPARATOR.join(str(problem) for problem in self.problems))
         self.field = field
         self.message = message
+
+    @classmethod
+    def of(cls, problems: Sequence[InputProblem]) -> ExportInputError:
+        """One error for several problems (at least one)."""
+        first, *more = problems
+        return cls(first.field, first.message, *more)
+
+    @property
+    def fields(self) -> list[str]:
+        return [problem.field for problem in self.problems]
 
 
 class ExportFailedError(RuntimeError):

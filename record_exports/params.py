@@ -1,7 +1,8 @@
 """Validated export parameters: one parser for the CLI, the Dagster run config and request rows.
 
 Request rows come from another program, so the parser trusts nothing: every field is
-type-checked, unknown fields are refused, lists are bounded, and each error names the field.
+type-checked, unknown fields are refused, lists are bounded. It reports every bad field at
+once, each by name, so a person fixes a config in one go.
 """
 
 from __future__ import annotations
@@ -9,19 +10,27 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from record_exports.columns import MoneyMode, OutputColumn, resolve_columns
-from record_exports.errors import ExportInputError
+from record_exports.columns import (
+    ALL_COLUMNS,
+    DEFAULT_COLUMNS,
+    MoneyMode,
+    OutputColumn,
+    resolve_columns,
+)
+from record_exports.errors import ExportInputError, InputProblem
 from record_exports.schema import STATUSES
 
 MAX_LIST_ITEMS = 1000
 MAX_TEXT_LENGTH = 200
 ACCOUNT_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 OUTPUT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,199}$")
+
+_T = TypeVar("_T")
 
 
 class ExportFormat(StrEnum):
@@ -60,9 +69,10 @@ class ExportParams:
     """One export's settings, the one definition of the export options.
 
     A new option is a field here, its parsing in `parse_export_params` (and in `to_config`
-    only if its value is not a plain bool, string, enum, date or tuple), then a field of
-    `ExportConfig` (pipelines/export_job.py) and an option of the CLI (pipelines/cli.py);
-    tests/pipelines/test_export_job.py fails until all of them agree.
+    only if its value is not a plain bool, string, enum, date or tuple), its description in
+    `FIELD_HELP`, then a field of `ExportConfig` (pipelines/export_job.py) and an option of
+    the CLI (pipelines/cli.py); tests/pipelines/test_export_job.py fails until all of them
+    agree.
     """
 
     format: ExportFormat = ExportFormat.CSV
@@ -91,7 +101,17 @@ class ExportParams:
             "sale_date_to": self.sale_date_to.isoformat() if self.sale_date_to else None,
         }
 
+    @property
+    def money_in_file(self) -> MoneyMode:
+        """How money appears in the file: as `money` says, except Excel files, whose money
+        cells always hold dollars (sinks/xlsx_cells.py)."""
+        return MoneyMode.DOLLARS if self.format is ExportFormat.XLSX else self.money
+
     def column_names(self) -> list[str]:
+        """The columns as they appear in the file: the header of each Excel column
+        (`EXCEL_HEADERS`), the name of each field elsewhere (`sale_price` in dollars mode)."""
+        if self.format is ExportFormat.XLSX:
+            return [column.title for column in self.columns]
         return [column.output_name(self.money) for column in self.columns]
 
     def file_name(self, default_stem: str) -> str:
@@ -123,6 +143,57 @@ class ExportParams:
 
 PARAM_FIELDS = tuple(spec.name for spec in dataclasses.fields(ExportParams))
 
+FIELD_HELP: dict[str, str] = {
+    "format": f"File format: {', '.join(choices(ExportFormat))}.",
+    "account_codes": (
+        "Accounts to export, by account code (such as ACC1; letters, digits, '_', '.', '-'), "
+        f"at most {MAX_LIST_ITEMS:,}. Empty or not given: every account. An unknown code "
+        "stops the export before it reads a record."
+    ),
+    "statuses": (
+        f"Record statuses to export: {', '.join(STATUSES)}. Empty or not given: every status."
+    ),
+    "sale_date_from": (
+        "First sale day to export, YYYY-MM-DD, inclusive. Empty or not given: from the "
+        "earliest record."
+    ),
+    "sale_date_to": (
+        "Last sale day to export, YYYY-MM-DD, inclusive. Empty or not given: up to the latest "
+        "record."
+    ),
+    "columns": (
+        f"Columns to export, in this order; any of {', '.join(ALL_COLUMNS)} (the remarks need "
+        f"include_remarks). Empty or not given: {', '.join(DEFAULT_COLUMNS)}, then the "
+        "remarks when include_remarks is set."
+    ),
+    "include_remarks": (
+        "Join each record's order and service remarks: order_remark and service_remark follow "
+        "the default columns and may be named in columns."
+    ),
+    "money": (
+        "Money columns as integer cents (sale_price_cents 1234) or as exact dollars with two "
+        "decimals (sale_price 12.34). Excel files always hold dollars, whatever this says."
+    ),
+    "bom": "CSV only: start the file with a UTF-8 byte order mark, so Excel reads it as UTF-8.",
+    "excel_safe": (
+        "CSV only: put ' before text cells starting with =, +, -, @, tab or CR, so a "
+        "spreadsheet never runs them as formulas. This changes the data."
+    ),
+    "compression": (
+        f"Compression of CSV, NDJSON and JSON files: {', '.join(choices(Compression))} "
+        "(the file name gets .gz or .zst). Excel and Parquet files are compressed inside."
+    ),
+    "output_name": (
+        "File name without folder; the format's extension is added when missing. Empty or not "
+        "given: records_<UTC time>_<run id>.<ext>."
+    ),
+}
+"""What each option means, for the Launchpad (ExportConfig's field descriptions) and the CLI's
+help; allowed values come from the enums and the column list, never typed twice."""
+
+AccountCheck = Callable[[Sequence[str]], Sequence[str]]
+"""Given account codes, the ones that do not exist (a lookup in the records database)."""
+
 
 def _choice(raw: Mapping[str, Any], name: str, enum: type[StrEnum], default: StrEnum) -> Any:
     value = raw.get(name, default.value)
@@ -134,7 +205,7 @@ def _choice(raw: Mapping[str, Any], name: str, enum: type[StrEnum], default: Str
     try:
         return enum(value.strip().lower())
     except ValueError:
-        raise ExportInputError(name, f"unknown value {value[:60]!r}; valid: {valid}") from None
+        raise ExportInputError(name, f"unknown value {value[:60]!r} (valid: {valid})") from None
 
 
 def _flag(raw: Mapping[str, Any], name: str) -> bool:
@@ -153,7 +224,7 @@ def _text_list(raw: Mapping[str, Any], name: str) -> list[str]:
     if not isinstance(value, list | tuple):
         raise ExportInputError(name, f"must be a list of strings, got {type(value).__name__}")
     if len(value) > MAX_LIST_ITEMS:
-        raise ExportInputError(name, f"has {len(value)} items; at most {MAX_LIST_ITEMS}")
+        raise ExportInputError(name, f"has {len(value)} items, at most {MAX_LIST_ITEMS}")
     for item in value:
         if not isinstance(item, str):
             raise ExportInputError(name, f"must hold strings only, got {item!r:.60}")
@@ -182,10 +253,24 @@ def _account_codes(raw: Mapping[str, Any]) -> tuple[str, ...]:
     if bad:
         raise ExportInputError(
             "account_codes",
-            f"malformed code(s) {', '.join(repr(code[:40]) for code in bad[:5])}; "
-            "codes are letters, digits, '_', '.', '-'",
+            f"malformed code(s) {', '.join(repr(code[:40]) for code in bad[:5])} "
+            "(codes are letters, digits, '_', '.', '-')",
         )
     return tuple(dict.fromkeys(codes))
+
+
+def unknown_accounts_error(unknown: Sequence[str]) -> ExportInputError:
+    """The error for account codes no account has (at least one)."""
+    shown = ", ".join(code[:40] for code in unknown[:20])
+    more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    return ExportInputError("account_codes", f"unknown account code(s): {shown}{more}")
+
+
+def _known_accounts(codes: tuple[str, ...], check: AccountCheck | None) -> tuple[str, ...]:
+    unknown = list(check(codes)) if check is not None and codes else []
+    if unknown:
+        raise unknown_accounts_error(unknown)
+    return codes
 
 
 def _statuses(raw: Mapping[str, Any]) -> tuple[str, ...]:
@@ -194,8 +279,8 @@ def _statuses(raw: Mapping[str, Any]) -> tuple[str, ...]:
     if unknown:
         raise ExportInputError(
             "statuses",
-            f"unknown status(es) {', '.join(repr(s[:40]) for s in unknown[:5])}; "
-            f"valid: {', '.join(STATUSES)}",
+            f"unknown status(es) {', '.join(repr(s[:40]) for s in unknown[:5])} "
+            f"(valid: {', '.join(STATUSES)})",
         )
     return tuple(dict.fromkeys(statuses))
 
@@ -219,51 +304,94 @@ def _output_name(raw: Mapping[str, Any]) -> str | None:
     return value
 
 
-def parse_export_params(raw: Mapping[str, Any]) -> ExportParams:
-    """Validate JSON-like settings into `ExportParams`, or raise `ExportInputError`."""
+class _Problems:
+    """Runs each field's check and keeps every problem, so one error can name them all."""
+
+    def __init__(self) -> None:
+        self.found: list[InputProblem] = []
+
+    def check(self, parse: Callable[[], _T], fallback: _T) -> tuple[_T, bool]:
+        """`parse()` and True, or `fallback` and False with its problems kept."""
+        try:
+            return parse(), True
+        except ExportInputError as error:
+            self.found.extend(error.problems)
+            return fallback, False
+
+    def add(self, field: str, message: str) -> None:
+        self.found.append(InputProblem(field, message))
+
+
+def parse_export_params(
+    raw: Mapping[str, Any], unknown_accounts: AccountCheck | None = None
+) -> ExportParams:
+    """Validate JSON-like settings into `ExportParams`, or raise one `ExportInputError`
+    naming every bad field once.
+
+    `unknown_accounts` (a lookup in the records database) lets the same error also name
+    account codes that do not exist; without it, only their spelling is checked. A field
+    whose value is bad is not checked again against other fields (a malformed date is not
+    also compared with the other date).
+    """
     if not isinstance(raw, Mapping):
         raise ExportInputError("params", f"must be a JSON object, got {type(raw).__name__}")
+    problems = _Problems()
     unknown = [key for key in raw if key not in PARAM_FIELDS]
     if unknown:
         names = ", ".join(repr(str(key)[:40]) for key in unknown[:5])
-        raise ExportInputError(
+        problems.add(
             unknown[0] if isinstance(unknown[0], str) else "params",
-            f"unknown field(s) {names}; valid fields: {', '.join(PARAM_FIELDS)}",
+            f"unknown field(s) {names} (valid fields: {', '.join(PARAM_FIELDS)})",
         )
-    export_format = _choice(raw, "format", ExportFormat, ExportFormat.CSV)
-    include_remarks = _flag(raw, "include_remarks")
-    date_from = _date(raw, "sale_date_from")
-    date_to = _date(raw, "sale_date_to")
-    if date_from and date_to and date_from > date_to:
-        raise ExportInputError(
-            "sale_date_from", f"{date_from} is after sale_date_to {date_to}; swap them"
-        )
-    params = ExportParams(
+    export_format, format_ok = problems.check(
+        lambda: _choice(raw, "format", ExportFormat, ExportFormat.CSV), ExportFormat.CSV
+    )
+    no_text: tuple[str, ...] = ()
+    spelled, _ = problems.check(lambda: _account_codes(raw), no_text)
+    codes, _ = problems.check(lambda: _known_accounts(spelled, unknown_accounts), spelled)
+    statuses, _ = problems.check(lambda: _statuses(raw), no_text)
+    date_from, from_ok = problems.check(lambda: _date(raw, "sale_date_from"), None)
+    date_to, to_ok = problems.check(lambda: _date(raw, "sale_date_to"), None)
+    if date_from and date_to and date_from > date_to and from_ok and to_ok:
+        problems.add("sale_date_from", f"{date_from} is after sale_date_to {date_to}")
+    include_remarks, remarks_ok = problems.check(lambda: _flag(raw, "include_remarks"), False)
+    # With include_remarks itself bad, the remark columns are not held against `columns`.
+    no_columns: tuple[OutputColumn, ...] = ()
+    columns, _ = problems.check(
+        lambda: resolve_columns(_text_list(raw, "columns"), include_remarks or not remarks_ok),
+        no_columns,
+    )
+    money, _ = problems.check(lambda: _choice(raw, "money", MoneyMode, MoneyMode.CENTS), None)
+    bom, bom_ok = problems.check(lambda: _flag(raw, "bom"), False)
+    excel_safe, excel_safe_ok = problems.check(lambda: _flag(raw, "excel_safe"), False)
+    compression, compression_ok = problems.check(
+        lambda: _choice(raw, "compression", Compression, Compression.NONE), Compression.NONE
+    )
+    output_name, _ = problems.check(lambda: _output_name(raw), None)
+    if format_ok:
+        for name, value, ok in (("bom", bom, bom_ok), ("excel_safe", excel_safe, excel_safe_ok)):
+            if ok and value and export_format is not ExportFormat.CSV:
+                problems.add(name, f"applies to csv only, not {export_format.value}")
+        packed = compression_ok and compression is not Compression.NONE
+        if packed and export_format not in TEXT_FORMATS:
+            problems.add(
+                "compression",
+                f"applies to csv, ndjson and json ({export_format.value} files are "
+                "compressed inside)",
+            )
+    if problems.found:
+        raise ExportInputError.of(problems.found)
+    return ExportParams(
         format=export_format,
-        account_codes=_account_codes(raw),
-        statuses=_statuses(raw),
+        account_codes=codes,
+        statuses=statuses,
         sale_date_from=date_from,
         sale_date_to=date_to,
-        columns=resolve_columns(_text_list(raw, "columns"), include_remarks),
+        columns=columns,
         include_remarks=include_remarks,
-        money=_choice(raw, "money", MoneyMode, MoneyMode.CENTS),
-        bom=_flag(raw, "bom"),
-        excel_safe=_flag(raw, "excel_safe"),
-        compression=_choice(raw, "compression", Compression, Compression.NONE),
-        output_name=_output_name(raw),
+        money=money,
+        bom=bom,
+        excel_safe=excel_safe,
+        compression=compression,
+        output_name=output_name,
     )
-    _check_format_options(params)
-    return params
-
-
-def _check_format_options(params: ExportParams) -> None:
-    if params.format is not ExportFormat.CSV:
-        for name in ("bom", "excel_safe"):
-            if getattr(params, name):
-                raise ExportInputError(name, f"applies to csv only, not {params.format.value}")
-    if params.compression is not Compression.NONE and params.format not in TEXT_FORMATS:
-        raise ExportInputError(
-            "compression",
-            f"applies to csv, ndjson and json; {params.format.value} files are compressed "
-            "internally",
-        )

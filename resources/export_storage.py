@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from record_exports.daily_layout import DAILY_FOLDER, daily_path
 from record_exports.settings import resolve_repo_path
@@ -13,15 +14,23 @@ from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET
 
 
 class ExportStorage(dg.ConfigurableResource):
-    """Paths of on-demand, request and daily exports under the exports root.
+    """Where export files go: on-demand, request and daily folders under the exports root
+    (EXPORTS_DIR)."""
 
-    A relative `root` is taken relative to the repo root. `on_demand_folder` is where
-    runs launched from the UI or the CLI write (the CLI's `--output` points it elsewhere).
-    """
-
-    root: str
-    on_demand_folder: str = "on-demand"
-    xlsx_rows_per_sheet: int = EXCEL_MAX_ROWS_PER_SHEET
+    root: str = Field(
+        description="For operators: the exports root, from EXPORTS_DIR; a relative path is "
+        "taken from the repo root."
+    )
+    on_demand_folder: str = Field(
+        default="on-demand",
+        description="For operators: the folder under root for runs launched from the UI or "
+        "the CLI (the CLI's --output sets root to its folder and this to empty).",
+    )
+    xlsx_rows_per_sheet: int = Field(
+        default=EXCEL_MAX_ROWS_PER_SHEET,
+        description="For operators and tests: data rows per Excel sheet before the export "
+        f"continues on the next; at most {EXCEL_MAX_ROWS_PER_SHEET:,}, Excel's limit.",
+    )
 
     def root_path(self) -> Path:
         return resolve_repo_path(self.root)

@@ -1,41 +1,51 @@
-"""Progress of a long export: run-log lines, plus a live bar when a person watches a terminal."""
+"""Progress of a long export: run-log lines, and a live feed for whoever watches this process."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 
 import dagster as dg
+from pydantic import Field
 
 LOG_INTERVAL_SECONDS = 5.0
-BAR_INTERVAL_SECONDS = 0.2
+LIVE_INTERVAL_SECONDS = 0.2
+
+LIVE_PROGRESS = logging.getLogger("record_exports.live_progress")
+"""Rows and rows/s of the exports running in this process, a record at most every
+`LIVE_INTERVAL_SECONDS`, with `label`, `rows` and `rate` attributes. Only emitted while a
+handler is attached to this logger itself: the CLI attaches one to draw a bar on the terminal
+(pipelines/terminal_progress.py). Runs the daemon launches have none, so there it costs
+nothing, and the run's configuration does not depend on who watches."""
 
 
 class ProgressReporter(dg.ConfigurableResource):
-    """`terminal=True` (the CLI sets it when stderr is a TTY) draws rows and rows/s on stderr."""
+    """How a running export reports progress (rows written, rows/s) in the run log."""
 
-    terminal: bool = False
-    log_interval_seconds: float = LOG_INTERVAL_SECONDS
+    log_interval_seconds: float = Field(
+        default=LOG_INTERVAL_SECONDS,
+        description="For operators: seconds between progress lines in the run log.",
+    )
 
     def callback(
         self, log: logging.Logger | dg.DagsterLogManager, label: str
     ) -> Callable[[int], None]:
         started = time.monotonic()
         last_log = started
-        last_bar = started - BAR_INTERVAL_SECONDS  # draw the bar on the first batch
+        last_live = started - LIVE_INTERVAL_SECONDS  # the first batch is shown at once
 
         def report(rows: int) -> None:
-            nonlocal last_log, last_bar
+            nonlocal last_log, last_live
             now = time.monotonic()
             rate = rows / max(now - started, 1e-9)
             if now - last_log >= self.log_interval_seconds:
                 last_log = now
                 log.info(f"{label}: {rows:,} rows written ({rate:,.0f} rows/s)")
-            if self.terminal and now - last_bar >= BAR_INTERVAL_SECONDS:
-                last_bar = now
-                sys.stderr.write(f"\r{label}: {rows:,} rows  {rate:,.0f} rows/s ")
-                sys.stderr.flush()
+            if LIVE_PROGRESS.handlers and now - last_live >= LIVE_INTERVAL_SECONDS:
+                last_live = now
+                LIVE_PROGRESS.info(
+                    "%s: %d rows", label, rows, extra={"label": label, "rows": rows, "rate": rate}
+                )
 
         return report

@@ -6,24 +6,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy.engine import Engine
 
 from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
 
 
 class RecordsDatabase(dg.ConfigurableResource):
-    """Where records live, and the one SQLAlchemy engine a run or a sensor tick uses on it.
+    """The records database (RECORDS_DATABASE_URL): SQLite or PostgreSQL."""
 
-    Wire `url` with `dg.EnvVar("RECORDS_DATABASE_URL")` so the value, which may hold a
-    password, is read at launch and never shown in the UI or logs. The engine is created on
-    first use and disposed when Dagster tears the resource down at the end of the run or tick,
-    so a request run (its status write-backs and the account lookup) opens one engine. A
-    sensor called directly must be called inside `with build_sensor_context(...) as context:`
-    for that teardown to happen.
-    """
+    # The class docstring is this resource's description in the Launchpad; for readers of
+    # the code: `url` is wired with `dg.EnvVar("RECORDS_DATABASE_URL")`, so the value, which
+    # may hold a password, is read at launch and never shown in the UI or logs. The engine is
+    # created on first use and disposed when Dagster tears the resource down at the end of the
+    # run or tick, so a request run (its status write-backs and the account lookup) opens one
+    # engine. A sensor called directly must be called inside
+    # `with build_sensor_context(...) as context:` for that teardown to happen.
 
-    url: str
+    url: str = Field(
+        description="For operators: SQLAlchemy URL of the records database, from "
+        "RECORDS_DATABASE_URL (read when a run starts, never shown)."
+    )
     _engine: Engine | None = PrivateAttr(default=None)
 
     def target(self) -> DatabaseTarget:

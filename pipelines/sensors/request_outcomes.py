@@ -6,6 +6,13 @@ then fails it), or a crash in the write-back itself. These sensors watch
 `export_records` runs that carry the `export_request_id` tag and write the same outcome
 again; the guarded UPDATEs of request_store make a second write a no-op and never turn
 `succeeded` into `failed`.
+
+Every `export_records` run reaches them, also the ones no request asked for (the CLI's, the
+Launchpad's). For those they return a `SkipReason`: when a run-status sensor returns nothing,
+Dagster logs "Sensor ... acted on run status ..." into the run's own log, which for a run
+that has no request is a misleading line. The cost: Dagster ends a tick at the first run a
+sensor returned something for, so such runs are passed one per tick (every
+`INTERVAL_SECONDS`) instead of up to five.
 """
 
 from __future__ import annotations
@@ -40,14 +47,21 @@ def failure_message(context: dg.RunFailureSensorContext) -> str:
     )
 
 
-def fail_request_of(run: dg.DagsterRun, records_database: RecordsDatabase, message: str) -> None:
-    """Mark the request a run served `failed` (a no-op for runs of no request, or rows
-    already finished)."""
+def no_request(run: dg.DagsterRun) -> dg.SkipReason:
+    """What a sensor says for a run no request asked for (and so nothing in its run log)."""
+    return dg.SkipReason(f"run {run.run_id} serves no export request; nothing to write")
+
+
+def fail_request_of(
+    run: dg.DagsterRun, records_database: RecordsDatabase, message: str
+) -> dg.SkipReason | None:
+    """Mark the request a run served `failed` (a no-op for rows already finished)."""
     request_id = request_id_of(run)
     if request_id is None:
-        return
+        return no_request(run)
     with records_database.engine() as engine:
         request_store.mark_failed(engine, request_id, message, run_id=run.run_id)
+    return None
 
 
 @dg.run_status_sensor(
@@ -60,10 +74,10 @@ def fail_request_of(run: dg.DagsterRun, records_database: RecordsDatabase, messa
 )
 def export_request_succeeded_sensor(
     context: dg.RunStatusSensorContext, records_database: RecordsDatabase
-) -> None:
+) -> dg.SkipReason | None:
     request_id = request_id_of(context.dagster_run)
     if request_id is None:
-        return
+        return no_request(context.dagster_run)
     run_id = context.dagster_run.run_id
     output = export_output(context.instance, run_id)
     with records_database.engine() as engine:
@@ -71,8 +85,9 @@ def export_request_succeeded_sensor(
             request_store.mark_failed(
                 engine, request_id, "the run succeeded but reported no file", run_id=run_id
             )
-            return
-        request_store.mark_succeeded(engine, request_id, run_id, *output)
+        else:
+            request_store.mark_succeeded(engine, request_id, run_id, *output)
+    return None
 
 
 @dg.run_failure_sensor(
@@ -84,8 +99,10 @@ def export_request_succeeded_sensor(
 )
 def export_request_failed_sensor(
     context: dg.RunFailureSensorContext, records_database: RecordsDatabase
-) -> None:
-    fail_request_of(context.dagster_run, records_database, failure_message(context))
+) -> dg.SkipReason | None:
+    if request_id_of(context.dagster_run) is None:
+        return no_request(context.dagster_run)
+    return fail_request_of(context.dagster_run, records_database, failure_message(context))
 
 
 @dg.run_status_sensor(
@@ -98,8 +115,8 @@ def export_request_failed_sensor(
 )
 def export_request_canceled_sensor(
     context: dg.RunStatusSensorContext, records_database: RecordsDatabase
-) -> None:
-    fail_request_of(context.dagster_run, records_database, "the run was canceled")
+) -> dg.SkipReason | None:
+    return fail_request_of(context.dagster_run, records_database, "the run was canceled")
 
 
 request_outcome_sensors = [

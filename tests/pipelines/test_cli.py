@@ -212,7 +212,13 @@ def test_request_inserts_a_pending_row(
 ) -> None:
     monkeypatch.setenv("RECORDS_DATABASE_URL", postgres_url)
     assert main(["request", "--format", "xlsx", "--account", "ACC1", "--requested-by", "ann"]) == 0
-    request_id = int(capsys.readouterr().out.strip())
+    printed = capsys.readouterr()
+    request_id = int(printed.out.strip())
+    # stdout is the id alone (for scripts); how to follow the request goes to stderr.
+    assert printed.err.startswith(f"request {request_id} is pending; export_requests_sensor")
+    assert f"tag export_request_id={request_id}" in printed.err
+    assert f"FROM export_requests WHERE id = {request_id}" in printed.err
+    assert printed.err.count("\n") == 1
     engine: Engine = sa.create_engine(postgres_url)
     with engine.connect() as connection:
         row = connection.execute(
@@ -354,3 +360,19 @@ def test_sqlite_export_killed_while_sorting_leaves_nothing(
         assert spilled > 0 and used_bytes(folder) == 0
         assert list(folder.iterdir()) == []
     assert [p for p in files_under(dagster_env) if not p.name.startswith(".")] == []
+
+
+def test_every_bad_option_is_one_line_each_exit_2(
+    dagster_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All at once, each field once, before any query (the database is unreachable)."""
+    monkeypatch.setenv("RECORDS_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing")
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--format", "xlsx", "--from", "2026-11-31", "--bom", "--money", "euro"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: sale_date_from: '2026-11-31' is not a real date",
+        "error: money: unknown value 'euro' (valid: cents, dollars)",
+        "error: bom: applies to csv only, not xlsx",
+    ]
+    assert files_under(dagster_env) == []

@@ -9,14 +9,17 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
+from dagster._core.snap.snap_to_yaml import default_values_yaml_from_type_snap
 from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.cli import build_parser, export_params
+from pipelines.dagster_events import step_failure_message
 from pipelines.definitions import build_definitions
 from pipelines.export_job import ExportConfig
 from pipelines.sensors.export_requests import run_request_for, validate_request
-from record_exports.params import PARAM_FIELDS, ExportParams, parse_export_params
+from record_exports.params import FIELD_HELP, PARAM_FIELDS, ExportParams, parse_export_params
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
@@ -44,11 +47,20 @@ def seeded(pg_engine: Engine) -> Engine:
     return pg_engine
 
 
-def output_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+def output_entries(result: dg.ExecuteInProcessResult) -> dict[str, dg.MetadataValue]:
     for event in result.all_events:
         if event.is_successful_output and event.step_output_data is not None:
-            return {key: value.value for key, value in event.step_output_data.metadata.items()}
+            return dict(event.step_output_data.metadata)
     raise AssertionError("no output")
+
+
+def output_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    return {key: value.value for key, value in output_entries(result).items()}
+
+
+def table_rows(value: dg.MetadataValue) -> list[dict[str, Any]]:
+    assert isinstance(value, dg.TableMetadataValue)
+    return [dict(record.data) for record in value.records]
 
 
 def test_default_config_exports_csv_with_metadata(
@@ -58,21 +70,35 @@ def test_default_config_exports_csv_with_metadata(
         result = execute(postgres_url, tmp_path, {}, instance)
         assert result.success
         assert instance.get_run_by_id(result.run_id) is not None
+    entries = output_entries(result)
     meta = output_metadata(result)
-    path = Path(str(result.output_for_node("export")))
+    path = Path(meta["path"])
     assert path.parent == tmp_path / "on-demand" and path.suffix == ".csv"
     assert meta["dagster/row_count"] == pl.read_csv(path, infer_schema=False).height > 700
-    assert meta["path"] == str(path)
     assert meta["bytes"] == path.stat().st_size
     assert len(meta["sha256"]) == 64
-    assert meta["format"] == "csv"
-    assert meta["columns"][0] == "id" and meta["columns"][-1] == "profit_cents"
-    assert meta["filters"] == {
-        "account_codes": [],
-        "statuses": [],
-        "sale_date_from": None,
-        "sale_date_to": None,
-    }
+    assert (meta["format"], meta["money"]) == ("csv", "cents")
+    assert meta["columns"] == ", ".join(pl.read_csv(path, n_rows=0).columns)
+    assert meta["columns"].startswith("id, ebay_order_id,")
+    assert table_rows(entries["filters"]) == [
+        {"filter": "account_codes", "value": "all accounts"},
+        {"filter": "statuses", "value": "all statuses"},
+        {"filter": "sale_date_from", "value": "from the earliest record"},
+        {"filter": "sale_date_to", "value": "up to the latest record"},
+    ]
+    manifest = path.with_name(path.name + ".manifest.json")
+    assert table_rows(entries["files"]) == [
+        {
+            "file": str(path),
+            "rows": meta["dagster/row_count"],
+            "bytes": meta["bytes"],
+            "sha256": meta["sha256"],
+        },
+        {"file": str(manifest), "rows": None, "bytes": manifest.stat().st_size, "sha256": None},
+    ]
+    assert isinstance(entries["path"], dg.PathMetadataValue)
+    for count in ("dagster/row_count", "bytes", "truncated_cells"):
+        assert isinstance(entries[count], dg.IntMetadataValue), count
 
 
 def test_configured_export(seeded: Engine, postgres_url: str, tmp_path: Path) -> None:
@@ -84,30 +110,63 @@ def test_configured_export(seeded: Engine, postgres_url: str, tmp_path: Path) ->
                 "format": "xlsx",
                 "account_codes": ["ACC2"],
                 "statuses": ["SUCCESSFUL"],
-                "money": "dollars",
+                "sale_date_from": "",
+                "money": "cents",
                 "output_name": "acc2-successful",
             },
             instance,
         )
     assert result.success
-    path = Path(str(result.output_for_node("export")))
-    assert path == tmp_path / "on-demand" / "acc2-successful.xlsx"
     meta = output_metadata(result)
-    assert meta["filters"]["account_codes"] == ["ACC2"]
-    assert meta["columns"][-1] == "profit"
+    path = Path(meta["path"])
+    assert path == tmp_path / "on-demand" / "acc2-successful.xlsx"
+    assert table_rows(output_entries(result)["filters"])[:2] == [
+        {"filter": "account_codes", "value": "ACC2"},
+        {"filter": "statuses", "value": "SUCCESSFUL"},
+    ]
+    # Excel cells hold dollars whatever `money` asks, under the headers the sheet shows.
+    assert meta["money"] == "dollars"
+    assert meta["columns"].startswith("ID, eBay Order ID, Sale Date,")
+    assert meta["columns"].endswith("Return Label Cost, Profit")
 
 
-def test_schema_invalid_config_names_the_field(postgres_url: str, tmp_path: Path) -> None:
-    with dg.instance_for_test() as instance, pytest.raises(dg.DagsterInvalidConfigError) as caught:
-        execute(postgres_url, tmp_path, {"format": "xml"}, instance)
-    assert "format" in str(caught.value)
+def test_null_means_not_given(seeded: Engine, postgres_url: str, tmp_path: Path) -> None:
+    """Dagster's schema lets a Launchpad user write `null` for any field with a default."""
+    nullable = {
+        name: None for name in PARAM_FIELDS if name not in ("format", "money", "compression")
+    }
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, nullable, instance)
+    assert result.success
+    assert output_metadata(result)["columns"].startswith("id, ebay_order_id,")
+
+
+def test_launchpad_refuses_unknown_choices_before_a_run(postgres_url: str, tmp_path: Path) -> None:
+    """Dagster's config check, which the Launchpad runs as you type, names each bad field
+    once with its valid choices; no run is created."""
+    config = {"format": "xml", "statuses": ["SHIPPED"], "columns": ["id", "foo"], "money": "eur"}
+    with dg.instance_for_test() as instance:
+        with pytest.raises(dg.DagsterInvalidConfigError) as caught:
+            execute(postgres_url, tmp_path, config, instance)
+        assert not instance.get_runs()
+    messages = [error.message for error in caught.value.errors]
+    assert len(messages) == 4
+    expected = {
+        "config:format": "Literal['csv', 'ndjson', 'json', 'xlsx', 'parquet'] got xml",
+        "config:money": "Literal['cents', 'dollars'] got eur",
+        "config:statuses[0]": "Literal['SUCCESSFUL', 'RETURN_LABEL_PROVIDED', 'RETURN_CLOSED', "
+        "'REFUND_NO_RETURN'] got SHIPPED",
+        "config:columns[1]": "'profit_cents', 'order_remark', 'service_remark'] got foo",
+    }
+    for where, text in expected.items():
+        assert [m for m in messages if f"{where} not in enum type" in m and text in m], where
     assert not tmp_path.joinpath("on-demand").exists()
 
 
 @pytest.mark.parametrize(
     ("config", "field"),
     [
-        ({"columns": ["id", "nope"]}, "columns"),
+        ({"columns": ["id", "id"]}, "columns"),
         ({"account_codes": ["NOPE"]}, "account_codes"),
         ({"sale_date_from": "2026-13-01"}, "sale_date_from"),
         ({"output_name": "../escape"}, "output_name"),
@@ -120,14 +179,91 @@ def test_invalid_values_fail_the_run_naming_the_field(
     with dg.instance_for_test() as instance:
         result = execute(postgres_url, tmp_path, config, instance)
     assert not result.success
-    failure = next(event for event in result.all_events if event.is_step_failure)
-    assert failure.step_failure_data is not None
-    user = failure.step_failure_data.user_failure_data
-    assert user is not None and user.description is not None
-    assert f"{field}:" in user.description
-    assert user.metadata["field"].value == field
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None
+    assert error.message.startswith(f"Invalid export config: {field}:")
+    assert error.stack == [] and error.cause is None
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_every_bad_field_in_one_failure_without_a_stack_trace(
+    seeded: Engine, postgres_url: str, tmp_path: Path
+) -> None:
+    """What the Launchpad cannot check (a real date, the account codes, options that do not
+    fit the format) fails the run at its start: one failure naming each field once, read
+    the same in the step's and the run's failure events, with no stack trace."""
+    config = {"format": "xlsx", "sale_date_to": "2026-11-31", "account_codes": ["NOPE"]}
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, {**config, "bom": True}, instance)
+        run_failures = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert not result.success
+    expected = (
+        "Invalid export config: account_codes: unknown account code(s): NOPE; "
+        "sale_date_to: '2026-11-31' is not a real date; bom: applies to csv only, not xlsx"
+    )
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None
+    assert (error.message.strip(), error.stack) == (expected, [])
+    assert step_failure_message([failure]) == expected
+    [run_failure] = run_failures
+    assert run_failure.dagster_event is not None
+    run_error = run_failure.dagster_event.job_failure_data.error
+    assert run_error is not None
+    assert (run_error.message.strip(), run_error.stack) == (expected, [])
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def launchpad_prefill(job: dg.JobDefinition) -> dict[str, Any]:
+    """The config the Launchpad opens with (GraphQL's `rootDefaultYaml`, built by Dagster's
+    `default_values_yaml_from_type_snap`)."""
+    snapshot = job.get_job_snapshot()
+    schema = snapshot.config_schema_snapshot
+    root_key = snapshot.mode_def_snaps[0].root_config_key
+    assert root_key is not None
+    root = schema.get_config_snap(root_key)
+    loaded: dict[str, Any] = yaml.safe_load(default_values_yaml_from_type_snap(schema, root))
+    return loaded
+
+
+def described_fields(job: dg.JobDefinition, *path: str) -> dict[str, str | None]:
+    """The config fields at `path` in the job's run config schema, as the Launchpad's help
+    panel lists them, with their descriptions."""
+    snapshot = job.get_job_snapshot()
+    schema = snapshot.config_schema_snapshot
+    key = snapshot.mode_def_snaps[0].root_config_key
+    assert key is not None
+    for name in path:
+        [field] = [f for f in schema.get_config_snap(key).fields or [] if f.name == name]
+        key = field.type_key
+    return {
+        str(field.name): field.description for field in schema.get_config_snap(key).fields or []
+    }
+
+
+def test_launchpad_opens_with_every_option_and_only_operator_settings_besides() -> None:
+    job = build_definitions(timezone="UTC").resolve_job_def("export_records")
+    prefill = launchpad_prefill(job)
+    options = prefill["ops"]["export"]["config"]
+    assert set(options) == set(PARAM_FIELDS)
+    assert {name: options[name] for name in ("sale_date_from", "sale_date_to", "output_name")} == {
+        "sale_date_from": "",
+        "sale_date_to": "",
+        "output_name": "",
+    }
+    assert parse_export_params(options) == ExportParams()
+    assert prefill["resources"]["progress_reporter"]["config"] == {"log_interval_seconds": 5.0}
+    assert "terminal" not in yaml.safe_dump(prefill)
+    for resource in ("export_storage", "progress_reporter", "records_database"):
+        for name, description in described_fields(job, "resources", resource, "config").items():
+            assert (description or "").startswith("For operators"), (resource, name)
+
+
+def test_every_option_is_described_in_the_launchpad() -> None:
+    job = build_definitions(timezone="UTC").resolve_job_def("export_records")
+    assert described_fields(job, "ops", "export", "config") == FIELD_HELP
 
 
 def test_progress_lines_reach_the_run_log(

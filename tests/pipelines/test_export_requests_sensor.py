@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dagster as dg
@@ -16,14 +17,32 @@ from tests.dagster_support import Setup
 from tests.factories import count_rows
 
 
-def tick(setup: Setup, cursor: str | None = None) -> dg.SensorResult:
+class TickLog(logging.Handler):
+    """What a tick writes to its log (the daemon keeps it for the UI's "View logs")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Dagster's instigation logger prefixes "<repository> - <sensor> - " when it knows them.
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+def tick(setup: Setup, cursor: str | None = None, log: TickLog | None = None) -> dg.SensorResult:
     sensor = setup.defs.resolve_sensor_def("export_requests_sensor")
     with dg.build_sensor_context(
         instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
     ) as context:
+        if log is not None:
+            context.log.addHandler(log)
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
+
+
+def skip_text(result: dg.SensorResult) -> str:
+    return result.skip_reason.skip_message or "" if result.skip_reason else ""
 
 
 def insert(engine: Engine, params: Any) -> int:
@@ -47,7 +66,7 @@ BAD_ROWS: list[tuple[Any, str]] = [
     ({"formats": ["csv"]}, "unknown field(s) 'formats'"),
     ({"columns": ["id", "password"]}, "columns: unknown column(s) 'password'"),
     ({"columns": ["order_remark"]}, "need include_remarks=true"),
-    ({"account_codes": ["ACC1"] * 5000}, "account_codes: has 5000 items; at most 1000"),
+    ({"account_codes": ["ACC1"] * 5000}, "account_codes: has 5000 items, at most 1000"),
     ({"account_codes": "ACC1"}, "must be a list of strings"),
     ({"account_codes": ["NOSUCH"]}, "unknown account code(s): NOSUCH"),
     ({"account_codes": ["ACC1'; DROP TABLE accounts; --"]}, "account_codes: malformed code(s)"),
@@ -76,7 +95,13 @@ def test_valid_rows_queue_runs_bad_rows_are_rejected_with_reasons(dagster_setup:
         f"export-request-{good_last}",
     ]
     first, last = result.run_requests or []
-    assert first.tags == {"export_request_id": str(good_first)}
+    assert first.tags == {
+        "export_request_id": str(good_first),
+        "source": "request",
+        "format": "xlsx",
+        "accounts": "ACC1",
+    }
+    assert last.tags["accounts"] == "all"
     assert first.run_config["ops"]["export"]["config"]["format"] == "xlsx"
     assert first.run_config["ops"]["export"]["config"]["columns"] == []
     assert last.run_config["ops"]["export"]["config"]["statuses"] == ["SUCCESSFUL"]
@@ -160,3 +185,52 @@ def test_row_inserted_late_with_a_lower_id_is_not_skipped(dagster_setup: Setup) 
         )
     second = tick(dagster_setup, first.cursor)
     assert [r.run_key for r in second.run_requests or []] == [f"export-request-{low}"]
+
+
+def test_ticks_say_what_they_did(dagster_setup: Setup) -> None:
+    """An idle tick says so; a tick that rejected rows says which and why in its skip reason
+    and its log, visible without hovering; the cursor reads as a time."""
+    idle = tick(dagster_setup)
+    assert skip_text(idle) == "no pending requests"
+    assert idle.cursor is not None and idle.cursor.startswith("tick ended 20")
+    assert idle.cursor.endswith("Z") and export_requests.parse_cursor(idle.cursor) is not None
+
+    bad = insert(dagster_setup.engine, {"columns": ["id", "foo"]})
+    worse = insert(dagster_setup.engine, {"format": "docx", "sale_date_to": "2026-02-30"})
+    log = TickLog()
+    rejecting = tick(dagster_setup, idle.cursor, log)
+    assert not rejecting.run_requests
+    first = f"rejected request {bad}: columns: unknown column(s) 'foo' (valid names: id,"
+    second = (
+        f"rejected request {worse}: format: unknown value 'docx' (valid: csv, ndjson, json, "
+        "xlsx, parquet); sale_date_to: '2026-02-30' is not a real date"
+    )
+    reason = skip_text(rejecting)
+    assert reason.startswith(first) and reason.endswith(" | " + second)
+    warnings = [line for level, line in log.lines if level == logging.WARNING]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(first) and warnings[1] == second
+
+    good = insert(dagster_setup.engine, {"format": "csv", "account_codes": ["ACC1"]})
+    also_bad = insert(dagster_setup.engine, {"statuses": ["SHIPPED"]})
+    log = TickLog()
+    mixed = tick(dagster_setup, rejecting.cursor, log)
+    assert [r.run_key for r in mixed.run_requests or []] == [f"export-request-{good}"]
+    lines = [line for _, line in log.lines]
+    assert f"queued request {good}: csv of ACC1 accounts" in lines
+    assert [line for line in lines if line.startswith(f"rejected request {also_bad}: statuses:")]
+
+
+def test_a_long_list_of_rejections_is_cut_in_the_skip_reason(dagster_setup: Setup) -> None:
+    ids = [insert(dagster_setup.engine, {"format": "pdf"}) for _ in range(5)]
+    reason = skip_text(tick(dagster_setup))
+    assert reason.count("rejected request") == export_requests.REJECTIONS_IN_SKIP_REASON
+    assert reason.endswith(" | and 2 more rejected (see the tick's log)")
+    assert f"rejected request {ids[0]}: format:" in reason
+
+
+def test_cursors_written_before_they_were_readable_still_work() -> None:
+    moment = export_requests.parse_cursor("2026-11-28T10:00:00.123456+00:00")
+    assert moment is not None
+    assert export_requests.cursor_at(moment) == "tick ended 2026-11-28T10:00:00.123456Z"
+    assert export_requests.parse_cursor(export_requests.cursor_at(moment)) == moment

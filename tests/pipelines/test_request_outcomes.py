@@ -197,6 +197,46 @@ def test_canceled_run_leaves_the_row_failed(dagster_setup: Setup) -> None:
     )
 
 
+def evaluate(setup: Setup, name: str, cursor: str | None) -> Any:
+    """One tick of a run-status sensor through Dagster's own evaluation, as the daemon runs
+    it: the daemon writes "Sensor ... acted on run status ..." into the log of every run in
+    the result's `dagster_run_reactions`."""
+    sensor = setup.defs.resolve_sensor_def(name)
+    with dg.build_sensor_context(
+        instance=setup.instance, cursor=cursor, definitions=setup.defs, resources=setup.resources
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_a_run_without_a_request_gets_no_line_in_its_log(dagster_setup: Setup) -> None:
+    job = dagster_setup.defs.resolve_job_def("export_records")
+    name = "export_request_failed_sensor"
+    cursor = evaluate(dagster_setup, name, None).cursor  # the first tick only sets the cursor
+    bad_config = {"ops": {"export": {"config": {"account_codes": ["NOPE"]}}}}
+    plain = job.execute_in_process(
+        run_config=bad_config, instance=dagster_setup.instance, raise_on_error=False
+    )
+    assert not plain.success
+
+    tick = evaluate(dagster_setup, name, cursor)
+
+    assert tick.dagster_run_reactions == []
+    assert tick.skip_message == f"run {plain.run_id} serves no export request; nothing to write"
+
+    request_id, request = queued_request(dagster_setup, {"account_codes": ["ACC1"]})
+    with dagster_setup.engine.begin() as connection:
+        connection.execute(
+            sa.update(accounts).where(accounts.c.account_code == "ACC1").values(account_code="ACCX")
+        )
+    served = launch(dagster_setup, request)
+    assert not served.success
+    tick = evaluate(dagster_setup, name, tick.cursor)
+    assert [reaction.dagster_run.run_id for reaction in tick.dagster_run_reactions] == [
+        served.run_id
+    ]
+    assert get(dagster_setup.engine, request_id).status == "failed"
+
+
 def test_runs_without_a_request_tag_are_ignored(dagster_setup: Setup) -> None:
     request_id = request_store.insert_request(dagster_setup.engine, {"format": "csv"}, None)
     job = dagster_setup.defs.resolve_job_def("export_records")

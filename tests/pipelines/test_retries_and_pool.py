@@ -16,6 +16,7 @@ from pipelines import retries
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.definitions import build_definitions
 from pipelines.local_instance import DEPLOY_INSTANCE_FILE, local_instance_yaml
+from pipelines.location_runs import execute_location_run
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
@@ -52,12 +53,13 @@ def test_bad_input_is_not_retried(
         timezone="UTC",
     ).resolve_job_def("export_records")
     result = job.execute_in_process(
-        run_config={"ops": {"export": {"config": {"columns": ["nope"]}}}},
+        run_config={"ops": {"export": {"config": {"sale_date_from": "2026-02-30"}}}},
         instance=dagster_instance,
         raise_on_error=False,
     )
     kinds = [event.event_type for event in result.all_events]
     assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in kinds
+    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
 
 
 def test_transient_errors_are_recognised_through_causes() -> None:
@@ -84,12 +86,16 @@ def _shipped_pools(source: str) -> dict[str, object]:
     return pools
 
 
-@pytest.mark.parametrize("source", ["cli", "deploy"])
+@pytest.mark.parametrize(
+    ("source", "launch"),
+    [("cli", "location_run"), ("cli", "execute_in_process"), ("deploy", "execute_in_process")],
+)
 def test_an_export_waits_while_the_pool_is_full(
-    pg_engine: sa.engine.Engine, postgres_url: str, tmp_path: Path, source: str
+    pg_engine: sa.engine.Engine, postgres_url: str, tmp_path: Path, source: str, launch: str
 ) -> None:
     """With the shipped limit of 2 and both slots held by other runs' export steps, a third
-    export step waits; it runs as soon as one slot is freed."""
+    export step waits; it runs as soon as one slot is freed. `location_run` is how the CLI
+    runs an export (pipelines/location_runs.py)."""
     seed_records(pg_engine, 300, 2, seed=4)
     pools = _shipped_pools(source)
     assert pools == {"default_limit": 2}
@@ -105,17 +111,24 @@ def test_an_export_waits_while_the_pool_is_full(
                 RECORDS_DATABASE_POOL, holder, "export"
             ).is_claimed
 
-        job = build_definitions(
+        defs = build_definitions(
             {
                 "records_database": RecordsDatabase(url=postgres_url),
                 "export_storage": ExportStorage(root=str(tmp_path / "exports")),
             },
             timezone="UTC",
-        ).resolve_job_def("export_records")
-        results: list[dg.ExecuteInProcessResult] = []
-        runner = threading.Thread(
-            target=lambda: results.append(job.execute_in_process(instance=instance)), daemon=True
         )
+        job = defs.resolve_job_def("export_records")
+        results: list[bool] = []
+
+        def export() -> None:
+            if launch == "location_run":
+                run = execute_location_run(instance, defs, "export_records", {}, {})
+                results.append(run.status is dg.DagsterRunStatus.SUCCESS)
+            else:
+                results.append(job.execute_in_process(instance=instance).success)
+
+        runner = threading.Thread(target=export, daemon=True)
         runner.start()
 
         deadline = time.monotonic() + 30
@@ -130,7 +143,7 @@ def test_an_export_waits_while_the_pool_is_full(
 
         storage.free_concurrency_slots_for_run("other-run-1")
         runner.join(timeout=60)
-        assert not runner.is_alive() and results and results[0].success
+        assert not runner.is_alive() and results == [True]
         assert len(list((tmp_path / "exports").rglob("*.csv"))) == 1
         info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
         assert info.active_run_ids == {"other-run-2"}

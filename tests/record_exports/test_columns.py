@@ -9,6 +9,7 @@ from record_exports.columns import (
     ALL_COLUMNS,
     COLUMN_TYPES,
     DEFAULT_COLUMNS,
+    EXCEL_HEADERS,
     REMARK_COLUMNS,
     ColumnKind,
     MoneyMode,
@@ -32,8 +33,24 @@ def test_names_titles_and_dtypes() -> None:
     )
     assert price.title == "Sale Price" and price.dtype == pl.Int64
     assert column("qty").output_name(MoneyMode.DOLLARS) == "qty"
-    assert column("ebay_order_id").title == "Ebay Order Id"
+    assert column("ebay_order_id").title == "eBay Order ID"
     assert column("created_at").dtype == pl.Datetime("us", "UTC")
+
+
+def test_excel_headers_are_spelled_as_accountants_write_them() -> None:
+    """One header per column, no header twice, none mentioning cents (Excel holds dollars)."""
+    assert list(EXCEL_HEADERS) == list(ALL_COLUMNS)
+    assert len(set(EXCEL_HEADERS.values())) == len(EXCEL_HEADERS)
+    assert not [header for header in EXCEL_HEADERS.values() if "cent" in header.lower()]
+    assert {name: EXCEL_HEADERS[name] for name in ("id", "ebay_order_id", "amazon_order_id")} == {
+        "id": "ID",
+        "ebay_order_id": "eBay Order ID",
+        "amazon_order_id": "Amazon Order ID",
+    }
+    assert EXCEL_HEADERS["cogs_total_cents"] == "COGS Total"
+    assert EXCEL_HEADERS["ebay_fees_cents"] == "eBay Fees"
+    assert EXCEL_HEADERS["updated_at"] == "Updated At (UTC)"
+    assert [column(name).title for name in ALL_COLUMNS] == list(EXCEL_HEADERS.values())
 
 
 def test_every_kind_has_its_types() -> None:
@@ -43,7 +60,7 @@ def test_every_kind_has_its_types() -> None:
 @pytest.mark.parametrize(
     ("names", "remarks", "hint"),
     [
-        (["id", "nope"], False, "unknown column(s) 'nope'; valid names: id, account_code"),
+        (["id", "nope"], False, "unknown column(s) 'nope' (valid names: id, account_code"),
         (["qty", "qty"], False, "column(s) named twice: qty"),
         (["service_remark"], False, "service_remark need include_remarks=true"),
     ],

@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import openpyxl
 import polars as pl
 import pytest
 
@@ -31,6 +32,22 @@ def test_manifest_describes_the_file(pg_records: DatabaseTarget, tmp_path: Path)
         "sale_date_from",
         "sale_date_to",
     }
+
+
+@pytest.mark.parametrize("money", ["cents", "dollars"])
+def test_excel_manifest_says_dollars_and_lists_the_headers(
+    pg_records: DatabaseTarget, tmp_path: Path, money: str
+) -> None:
+    """Excel money cells hold dollars whatever `money` asks, so its manifest says dollars and
+    lists the columns as the sheet's header row shows them."""
+    path, meta = export(pg_records, tmp_path, "sheet", format="xlsx", money=money)
+    manifest = json.loads(path.with_name(path.name + ".manifest.json").read_text())
+    sheet = openpyxl.load_workbook(path, read_only=True)["Records"]
+    header = next(sheet.iter_rows(values_only=True))
+    assert manifest["money"] == meta["money"] == "dollars"
+    assert manifest["columns"] == meta["columns"] == list(header)
+    assert manifest["columns"][:2] == ["ID", "eBay Order ID"]
+    assert "COGS Total" in manifest["columns"]
 
 
 @pytest.mark.parametrize(

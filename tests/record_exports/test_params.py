@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from record_exports.columns import DEFAULT_COLUMNS
+from record_exports.columns import DEFAULT_COLUMNS, MoneyMode
 from record_exports.errors import ExportInputError
-from record_exports.params import ExportFormat, parse_export_params
+from record_exports.params import (
+    FIELD_HELP,
+    PARAM_FIELDS,
+    AccountCheck,
+    ExportFormat,
+    parse_export_params,
+)
 
 
-def rejected(raw: Any) -> ExportInputError:
+def rejected(raw: Any, unknown_accounts: AccountCheck | None = None) -> ExportInputError:
     with pytest.raises(ExportInputError) as caught:
-        parse_export_params(raw)
+        parse_export_params(raw, unknown_accounts)
     return caught.value
 
 
@@ -89,6 +96,88 @@ def test_invalid_field_is_named(raw: dict[str, Any], field: str, hint: str) -> N
     error = rejected(raw)
     assert error.field == field
     assert hint in str(error)
+
+
+def test_every_bad_field_is_named_once_in_one_error() -> None:
+    """A person fixes a config in one go: the error lists every bad field, each once."""
+    error = rejected(
+        {
+            "format": "xlsx",
+            "sale_date_to": "2026-11-31",
+            "account_codes": ["ACC1", "NOPE", "GONE"],
+            "bom": True,
+            "statuses": ["SHIPPED"],
+            "money": "euros",
+        },
+        unknown_accounts=lambda codes: [code for code in codes if code != "ACC1"],
+    )
+    assert error.fields == ["account_codes", "statuses", "sale_date_to", "money", "bom"]
+    assert str(error) == "; ".join(
+        [
+            "account_codes: unknown account code(s): NOPE, GONE",
+            "statuses: unknown status(es) 'SHIPPED' (valid: SUCCESSFUL, RETURN_LABEL_PROVIDED, "
+            "RETURN_CLOSED, REFUND_NO_RETURN)",
+            "sale_date_to: '2026-11-31' is not a real date",
+            "money: unknown value 'euros' (valid: cents, dollars)",
+            "bom: applies to csv only, not xlsx",
+        ]
+    )
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        # A bad format is not also held against the options that depend on it.
+        ({"format": "xml", "bom": True, "compression": "gzip"}, ["format"]),
+        # A bad date is not compared with the other one.
+        ({"sale_date_from": "2026-02-31", "sale_date_to": "2026-01-01"}, ["sale_date_from"]),
+        # With include_remarks itself bad, naming a remark column is not a second problem.
+        ({"include_remarks": "yes", "columns": ["order_remark"]}, ["include_remarks"]),
+        # Malformed codes are not looked up.
+        ({"account_codes": ["bad code"]}, ["account_codes"]),
+    ],
+)
+def test_a_problem_is_not_reported_twice(raw: dict[str, Any], fields: list[str]) -> None:
+    assert rejected(raw, unknown_accounts=lambda codes: list(codes)).fields == fields
+
+
+def test_account_lookup_only_with_valid_codes() -> None:
+    asked: list[list[str]] = []
+
+    def lookup(codes: Sequence[str]) -> list[str]:
+        asked.append(list(codes))
+        return []
+
+    assert parse_export_params({"account_codes": ["ACC1", "ACC1"]}, lookup).account_codes == (
+        "ACC1",
+    )
+    assert parse_export_params({}, lookup).account_codes == ()
+    assert asked == [["ACC1"]]
+
+
+def test_every_field_is_described_with_its_choices() -> None:
+    assert list(FIELD_HELP) == list(PARAM_FIELDS)
+    assert "csv, ndjson, json, xlsx, parquet" in FIELD_HELP["format"]
+    assert (
+        "SUCCESSFUL, RETURN_LABEL_PROVIDED, RETURN_CLOSED, REFUND_NO_RETURN"
+        in (FIELD_HELP["statuses"])
+    )
+    assert "none, gzip, zstd" in FIELD_HELP["compression"]
+    for name in ("sale_date_from", "sale_date_to"):
+        assert "YYYY-MM-DD" in FIELD_HELP[name]
+    for name in ("account_codes", "statuses", "columns", "output_name", "sale_date_to"):
+        assert "Empty or not given:" in FIELD_HELP[name]
+    assert ", ".join(DEFAULT_COLUMNS) in FIELD_HELP["columns"]
+
+
+def test_excel_files_hold_dollars_under_their_headers() -> None:
+    sheet = parse_export_params({"format": "xlsx", "columns": ["id", "cogs_total_cents"]})
+    assert (sheet.money, sheet.money_in_file) == (MoneyMode.CENTS, MoneyMode.DOLLARS)
+    assert sheet.column_names() == ["ID", "COGS Total"]
+    text = parse_export_params({"format": "csv", "columns": ["id", "cogs_total_cents"]})
+    assert text.money_in_file is MoneyMode.CENTS
+    assert text.column_names() == ["id", "cogs_total_cents"]
 
 
 @pytest.mark.parametrize("raw", [[], "csv", 5, None])

@@ -104,8 +104,24 @@ def test_header_is_titled_bold_grey_frozen_and_filtered(out: Path) -> None:
 
     worksheet = openpyxl.load_workbook(out)["Records"]
     header = worksheet[1]
-    assert [cell.value for cell in header] == [output.title for output in columns]
-    assert header[5].value == "Sale Price"
+    assert [cell.value for cell in header] == [
+        "ID",
+        "eBay Order ID",
+        "Sale Date",
+        "Item Name",
+        "Qty",
+        "Sale Price",
+        "eBay Fees",
+        "Earnings Net",
+        "Amazon Price",
+        "Amazon Tax",
+        "Amazon Shipping",
+        "COGS Total",
+        "Amazon Order ID",
+        "Status",
+        "Return Label Cost",
+        "Profit",
+    ]
     for cell in header:
         assert cell.data_type == "s"
         assert cell.font.bold
@@ -328,7 +344,7 @@ def test_rows_roll_over_to_numbered_sheets_in_order(out: Path) -> None:
     assert report.sheets == 3
     workbook = openpyxl.load_workbook(out)
     assert workbook.sheetnames == ["Records", "Records (2)", "Records (3)"]
-    header = ["Id", "Qty", "Profit"]
+    header = ["ID", "Qty", "Profit"]
     read_ids: list[Any] = []
     for name, expected_rows, last_row in [
         ("Records", 3, 4),
@@ -372,7 +388,7 @@ def test_export_without_rows_has_a_header_only_sheet(out: Path) -> None:
 
     assert report.sheets == 1
     worksheet = openpyxl.load_workbook(out)["Records"]
-    assert sheet_values(out, "Records") == [["Id", "Sale Price"]]
+    assert sheet_values(out, "Records") == [["ID", "Sale Price"]]
     assert worksheet.auto_filter.ref == "A1:B1"
     assert worksheet.freeze_panes == "A2"
 
@@ -530,7 +546,7 @@ def test_xlsx_money_dates_and_text(pg_records: DatabaseTarget, tmp_path: Path) -
     sheet = openpyxl.load_workbook(path, read_only=True)["Records"]
     rows = list(sheet.iter_rows(values_only=True))
     header, body = rows[0], rows[1:]
-    assert header[0] == "Id" and header[-1] == "Profit"
+    assert header[0] == "ID" and header[-1] == "Profit"
     expected = oracle_rows(url)
     assert len(body) == len(expected) == meta["row_count"]
     money_positions = [5, 6, 7, 8, 9, 10, 11, 14, 15]
