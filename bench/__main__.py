@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import psycopg
 from bench import daily as bench_daily
 from bench import reference_sqlite
 from bench.database import ensure_seeded, ensure_sqlite_seeded
+from bench.peak import PeakPoller
 from bench.reference_sql import SQL as REFERENCE_SQL
 from record_exports.database import DatabaseTarget
 
@@ -77,34 +77,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _RssPoller(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            process = psutil.Process(self.pid)
-            while not self.done.is_set():
-                self.peak = max(self.peak, process.memory_info().rss)
-                self.done.wait(0.02)
-        except psutil.Error:
-            return
-
-    def stop(self) -> float:
-        self.done.set()
-        self.join()
-        return self.peak / 2**20
-
-
-def _poll_rss(pid: int) -> _RssPoller:
-    poller = _RssPoller(pid)
-    poller.start()
-    return poller
-
-
 def measure(
     command: list[str], stdout: Path | None = None, env: dict[str, str] | None = None
 ) -> Run:
@@ -114,7 +86,7 @@ def measure(
     started = time.perf_counter()
     with open(stdout, "wb") if stdout else tempfile.TemporaryFile() as out:
         process = subprocess.Popen(command, stdout=out, env=merged)
-        polled = _poll_rss(process.pid)
+        polled = PeakPoller(process.pid)
         _, status, _ = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         polled_mb = polled.stop()

@@ -18,16 +18,15 @@ import datetime as dt
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import psutil
 
 from bench.database import ensure_seeded
+from bench.peak import PeakPoller
 from pipelines.definitions import build_definitions
 from pipelines.local_instance import ensure_local_instance
 from record_exports.database import DatabaseTarget
@@ -50,29 +49,6 @@ class Measured:
     last_file_at: float = 0.0  # mtime of the newest file written
 
 
-class _TreePeak(threading.Thread):
-    """The largest RSS any one process of a process tree reached (the run's step process)."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-            while not self.done.is_set():
-                for process in [root, *root.children(recursive=True)]:
-                    try:
-                        self.peak = max(self.peak, process.memory_info().rss)
-                    except psutil.Error:
-                        continue
-                self.done.wait(0.05)
-        except psutil.Error:
-            return
-
-
 def _environment(target: DatabaseTarget, home: Path, exports: Path) -> dict[str, str]:
     ensure_local_instance(home)
     return {
@@ -93,16 +69,14 @@ def _run(command: list[str], env: dict[str, str], log: Path) -> Measured:
     started = time.time()
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=out)
-        peak = _TreePeak(process.pid)
-        peak.start()
+        peak = PeakPoller(process.pid, tree=True, interval=0.05)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        peak.done.set()
-        peak.join()
+        peak_mb = peak.stop()
     seconds = time.time() - started
     if process.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed ({process.returncode}); see {log}")
-    return Measured(seconds, peak.peak / 2**20, usage.ru_utime + usage.ru_stime)
+    return Measured(seconds, peak_mb, usage.ru_utime + usage.ru_stime)
 
 
 def materialize(

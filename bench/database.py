@@ -2,7 +2,8 @@
 
 The base URL comes from `BENCH_DATABASE_URL`; a size gets its own database named
 `<base>_<size>` (e.g. `record_exports_bench_2m`). A marker table records what was seeded,
-so a database seeded to the right size (and seed) is reused as it is.
+so a database seeded to the right size, seed, accounts and generator version is reused as it
+is (`data_version`: a change to `seed.py` or `schema.py` rebuilds it).
 
 The SQLite benchmark's files live in `BENCH_SQLITE_DIR` (default `bench/.results`), one
 per size (`records_bench_1m.db`), seeded with the same seed and accounts as the PostgreSQL
@@ -11,6 +12,7 @@ database of that size, so both hold the same records and their exports the same 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
+from record_exports import schema, seed
 from record_exports.database import DatabaseTarget, create_engine_for, parse_database_url
 from record_exports.schema import create_schema
 from record_exports.seed import seed_records
@@ -66,17 +69,51 @@ def _create_database_if_missing(target: DatabaseTarget) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _seeded_size(target: DatabaseTarget, accounts: int) -> int | None:
-    with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
-        row = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (MARKER_TABLE,)).fetchone()
-        if not row or not row[0]:
-            return None
+def data_version() -> str:
+    """What the seeded records depend on besides the seed: the generator's source. A
+    database seeded by another version of `record_exports/seed.py` (or schema) is rebuilt."""
+    digest = hashlib.sha256()
+    for module in (seed, schema):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _seeded_size(engine: sa.Engine, accounts: int) -> int | None:
+    """The records the marker says were seeded, if they match this seed, accounts and
+    generator; else None."""
+    if not sa.inspect(engine).has_table(MARKER_TABLE):
+        return None
+    with engine.connect() as connection:
         marker = connection.execute(
-            sql.SQL("SELECT records, seed, accounts FROM {}").format(sql.Identifier(MARKER_TABLE))
-        ).fetchone()
-    if marker is None or marker[1] != BENCH_SEED or marker[2] != accounts:
+            sa.text(f"SELECT records, seed, accounts, version FROM {MARKER_TABLE}")
+        ).first()
+    if marker is None or tuple(marker[1:]) != (BENCH_SEED, accounts, data_version()):
         return None
     return int(marker[0])
+
+
+def _seed_and_mark(engine: sa.Engine, records: int, accounts: int) -> None:
+    create_schema(engine)
+    seed_records(engine, records, accounts, BENCH_SEED)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"CREATE TABLE {MARKER_TABLE} "
+                "(records bigint, seed bigint, accounts int, version text)"
+            )
+        )
+        connection.execute(
+            sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a, :v)"),
+            {"r": records, "s": BENCH_SEED, "a": accounts, "v": data_version()},
+        )
+
+
+def _is_seeded(target: DatabaseTarget, records: int, accounts: int) -> bool:
+    engine = create_engine_for(target)
+    try:
+        return _seeded_size(engine, accounts) == records
+    finally:
+        engine.dispose()
 
 
 def ensure_seeded(records: int, log: bool = True, accounts: int = BENCH_ACCOUNTS) -> DatabaseTarget:
@@ -84,7 +121,7 @@ def ensure_seeded(records: int, log: bool = True, accounts: int = BENCH_ACCOUNTS
     it is not yet."""
     target = target_for(records, accounts)
     _create_database_if_missing(target)
-    if _seeded_size(target, accounts) == records:
+    if _is_seeded(target, records, accounts):
         return target
     started = time.monotonic()
     if log:
@@ -98,22 +135,14 @@ def ensure_seeded(records: int, log: bool = True, accounts: int = BENCH_ACCOUNTS
             "record_changes",
             "bookkeeping_records",
             "accounts",
+            "export_requests",
         ):
             connection.execute(
                 sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
             )
     engine = create_engine_for(target)
     try:
-        create_schema(engine)
-        seed_records(engine, records, accounts, BENCH_SEED)
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(f"CREATE TABLE {MARKER_TABLE} (records bigint, seed bigint, accounts int)")
-            )
-            connection.execute(
-                sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a)"),
-                {"r": records, "s": BENCH_SEED, "a": accounts},
-            )
+        _seed_and_mark(engine, records, accounts)
     finally:
         engine.dispose()
     with psycopg.connect(target.adbc_uri(), autocommit=True) as connection:
@@ -128,18 +157,6 @@ def sqlite_path_for(records: int) -> Path:
     return folder / f"records_bench_{size_label(records)}.db"
 
 
-def _sqlite_seeded_size(engine: sa.Engine) -> int | None:
-    if not sa.inspect(engine).has_table(MARKER_TABLE):
-        return None
-    with engine.connect() as connection:
-        marker = connection.execute(
-            sa.text(f"SELECT records, seed, accounts FROM {MARKER_TABLE}")
-        ).first()
-    if marker is None or marker[1] != BENCH_SEED or marker[2] != BENCH_ACCOUNTS:
-        return None
-    return int(marker[0])
-
-
 def ensure_sqlite_seeded(records: int, log: bool = True) -> DatabaseTarget:
     """The SQLite file for `records` records (the same records as `ensure_seeded`'s),
     created and seeded when it is not yet; a file seeded otherwise is rebuilt."""
@@ -147,28 +164,15 @@ def ensure_sqlite_seeded(records: int, log: bool = True) -> DatabaseTarget:
     path.parent.mkdir(parents=True, exist_ok=True)
     target = parse_database_url(f"sqlite:///{path}", SQLITE_DIR_VARIABLE)
     if path.exists():
-        engine = create_engine_for(target)
-        try:
-            if _sqlite_seeded_size(engine) == records:
-                return target
-        finally:
-            engine.dispose()
+        if _is_seeded(target, records, BENCH_ACCOUNTS):
+            return target
         path.unlink()
     started = time.monotonic()
     if log:
         print(f"seeding {path} with {records:,} records ...", flush=True)
     engine = create_engine_for(target)
     try:
-        create_schema(engine)
-        seed_records(engine, records, BENCH_ACCOUNTS, BENCH_SEED)
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(f"CREATE TABLE {MARKER_TABLE} (records bigint, seed bigint, accounts int)")
-            )
-            connection.execute(
-                sa.text(f"INSERT INTO {MARKER_TABLE} VALUES (:r, :s, :a)"),
-                {"r": records, "s": BENCH_SEED, "a": BENCH_ACCOUNTS},
-            )
+        _seed_and_mark(engine, records, BENCH_ACCOUNTS)
     finally:
         engine.dispose()
     if log:
