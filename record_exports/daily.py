@@ -50,6 +50,7 @@ from record_exports.daily_writers import (
 from record_exports.database import DatabaseTarget, create_engine_for
 from record_exports.day_locks import WaitCallback, hold_days
 from record_exports.engine import resolve_account_ids
+from record_exports.errors import first_line
 from record_exports.frames import batch_to_frame
 from record_exports.params import ExportFormat
 from record_exports.query import RecordFilters, build_query
@@ -83,9 +84,7 @@ class AccountDayFailure:
     error: Exception
 
     def text(self) -> str:
-        lines = str(self.error).strip().splitlines()
-        reason = f"{type(self.error).__name__}: {lines[0]}" if lines else type(self.error).__name__
-        return f"{self.account_code} {self.day}: {reason}"
+        return f"{self.account_code} {self.day}: {first_line(self.error)}"
 
 
 @dataclass
