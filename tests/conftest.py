@@ -38,6 +38,17 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def dagster_storage_url(postgres_server: str) -> Iterator[str]:
+    """A second throwaway database, for a Dagster instance's runs, events and schedules
+    (`DAGSTER_PG_URL` of deploy/dagster.yaml), dropped after the test."""
+    name, url = create_database(postgres_server)
+    try:
+        yield url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'records.db'}"
 

@@ -17,6 +17,8 @@ sensor returned something for, so such runs are passed one per tick (every
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from pipelines import request_store
@@ -64,12 +66,18 @@ def fail_request_of(
     return None
 
 
+OUTCOME_SENSOR_OPTIONS: dict[str, Any] = {
+    "monitored_jobs": [export_records],
+    "minimum_interval_seconds": INTERVAL_SECONDS,
+    "default_status": dg.DefaultSensorStatus.RUNNING,
+}
+"""What every request-outcome sensor shares: the job it watches, how often, and on by default."""
+
+
 @dg.run_status_sensor(
     name="export_request_succeeded_sensor",
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[export_records],
-    minimum_interval_seconds=INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    **OUTCOME_SENSOR_OPTIONS,
     description="Marks the export request of a successful export_records run succeeded.",
 )
 def export_request_succeeded_sensor(
@@ -92,25 +100,21 @@ def export_request_succeeded_sensor(
 
 @dg.run_failure_sensor(
     name="export_request_failed_sensor",
-    monitored_jobs=[export_records],
-    minimum_interval_seconds=INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    **OUTCOME_SENSOR_OPTIONS,
     description="Marks the export request of a failed export_records run failed.",
 )
 def export_request_failed_sensor(
     context: dg.RunFailureSensorContext, records_database: RecordsDatabase
 ) -> dg.SkipReason | None:
     if request_id_of(context.dagster_run) is None:
-        return no_request(context.dagster_run)
+        return no_request(context.dagster_run)  # before reading the run's events for a message
     return fail_request_of(context.dagster_run, records_database, failure_message(context))
 
 
 @dg.run_status_sensor(
     name="export_request_canceled_sensor",
     run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=[export_records],
-    minimum_interval_seconds=INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    **OUTCOME_SENSOR_OPTIONS,
     description="Marks the export request of a canceled export_records run failed.",
 )
 def export_request_canceled_sensor(

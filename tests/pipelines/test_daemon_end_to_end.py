@@ -4,10 +4,8 @@ the web app and Dagster."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,23 +19,17 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from record_exports.seed import seed_records
-from tests.postgres import create_database, drop_database
+from tests.dagster_processes import (
+    REPO_ROOT,
+    daemon_command,
+    start_in_own_group,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 150
 FINISHED = {"succeeded", "failed", "rejected"}
-
-
-@pytest.fixture
-def dagster_storage_url(postgres_server: str) -> Iterator[str]:
-    """A second throwaway database, for the instance's runs, events and schedules."""
-    name, url = create_database(postgres_server)
-    try:
-        yield url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
-    finally:
-        drop_database(name)
 
 
 @pytest.fixture
@@ -56,42 +48,12 @@ def daemon(
         "EXPORTS_DIR": str(exports),
         "EXPORTS_TIMEZONE": "UTC",
     }
-    log = (tmp_path / "daemon.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield home, exports
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    with (tmp_path / "daemon.log").open("wb") as log:
+        process = start_in_own_group(daemon_command(), env, log)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        # The daemon's code server ignores SIGTERM and outlives the daemon: end the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        # The code server the daemon started is in its group and outlives a SIGTERM.
-        assert stop_group(process.pid), "processes of the daemon's group are still running"
-
-
-def stop_group(group: int, timeout: float = 10.0) -> bool:
-    """SIGKILL whatever is left of a process group; True once the group is empty."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    return False
+            yield home, exports
+        finally:
+            assert stop_process_group(process), "processes of the daemon's group are still running"
 
 
 def wait_until_finished(

@@ -5,16 +5,10 @@ shows in its file within a minute through `changed_records_sensor`, and no other
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -27,44 +21,26 @@ from record_exports.daily_layout import LOCKS_FOLDER
 from record_exports.schema import bookkeeping_records
 from record_exports.seed import account_id, seed_records
 from resources.export_storage import ExportStorage
+from tests.dagster_processes import (
+    REPO_ROOT,
+    daemon_command,
+    free_port,
+    graphql,
+    start_in_own_group,
+    stop_process_group,
+    wait_for,
+    webserver_command,
+)
 from tests.factories import oracle_account_day_csv
-from tests.postgres import create_database, drop_database
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 FIRST, LAST = dt.date(2026, 10, 1), dt.date(2026, 11, 28)
 LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], seconds: float, log: Path) -> float:
-    """Seconds until `check()` held; fails with the processes' log when it never does."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"{what} not within {seconds:.0f} s\n{log.read_text()[-6000:]}")
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
-@pytest.fixture
-def storage_url(postgres_server: str) -> Iterator[str]:
-    name, url = create_database(postgres_server)
-    try:
-        yield url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
-    finally:
-        drop_database(name)
-
-
 @pytest.fixture
 def deployment(
-    tmp_path: Path, postgres_url: str, pg_engine: Engine, storage_url: str
+    tmp_path: Path, postgres_url: str, pg_engine: Engine, dagster_storage_url: str
 ) -> Iterator[tuple[dg.DagsterInstance, str, Path, Path]]:
     """Daemon and webserver on one fresh instance; yields (instance, GraphQL URL, exports
     root, log file). Both are stopped, and their process groups gone, afterwards."""
@@ -74,62 +50,26 @@ def deployment(
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": storage_url,
+        "DAGSTER_PG_URL": dagster_storage_url,
         "RECORDS_DATABASE_URL": postgres_url,
         "EXPORTS_DIR": str(exports),
         "EXPORTS_TIMEZONE": "UTC",
         "EXPORTS_FIRST_DAY": "2026-01-01",
     }
     port = free_port()
-    log = log_path.open("wb")
-    processes = [
-        subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for command in (
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            [
-                str(BIN / "dagster-webserver"),
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-        )
-    ]
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("DAGSTER_PG_URL", storage_url)
-            with dg.DagsterInstance.from_config(str(home)) as instance:
-                yield instance, f"http://127.0.0.1:{port}/graphql", exports, log_path
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
-
-
-def graphql(url: str, query: str, variables: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        payload: dict[str, object] = json.loads(response.read())
-    return payload
+    with log_path.open("wb") as log:
+        processes = [
+            start_in_own_group(command, env, log)
+            for command in (daemon_command(), webserver_command(port))
+        ]
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("DAGSTER_PG_URL", dagster_storage_url)
+                with dg.DagsterInstance.from_config(str(home)) as instance:
+                    yield instance, f"http://127.0.0.1:{port}/graphql", exports, log_path
+        finally:
+            stopped = [stop_process_group(p, signal.SIGINT) for p in processes]
+            assert all(stopped), "processes of the daemon's or webserver's group still run"
 
 
 def server_up(url: str) -> bool:

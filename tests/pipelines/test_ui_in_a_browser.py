@@ -9,13 +9,8 @@ with a real instance and stops it, and everything it started, at the end.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +24,19 @@ from record_exports.params import FIELD_HELP
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 from record_exports.seed import seed_records
+from tests.dagster_processes import (
+    BIN,
+    REPO_ROOT,
+    free_port,
+    graphql,
+    start_in_own_group,
+    stop_process_group,
+    wait_for,
+    webserver_command,
+)
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # Chromium refuses to run as root with its sandbox
@@ -46,30 +49,6 @@ CHROMIUM_ARGS = [
 LOCATION = "pipelines.definitions:defs"
 STARTUP_SECONDS = 180
 PAGE_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    """SIGTERM the group, then SIGKILL what is left; True once the group is empty."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process.poll()
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return True
-            time.sleep(0.2)
-    return False
 
 
 @pytest.fixture
@@ -87,53 +66,29 @@ def environment(postgres_url: str, pg_engine: Engine, dagster_env: Path) -> dict
 def webserver(environment: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`dagster-webserver` on the workspace and the test's instance; yields its base URL."""
     port = free_port()
-    log = (tmp_path / "webserver.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(BIN / "dagster-webserver"),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "webserver.log").open("wb") as log:
+        process = start_in_own_group(webserver_command(port), environment, log)
+        try:
+            wait_for(
+                "the webserver", lambda: server_up(url), STARTUP_SECONDS, tmp_path / "webserver.log"
+            )
+            mark_welcome_dialog_seen(url)
+            yield url
+        finally:
+            assert stop_process_group(process), "processes of the webserver's group still run"
+
+
+def server_up(url: str) -> bool:
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"webserver did not start:\n{(tmp_path / 'webserver.log').read_text()}")
-            time.sleep(0.5)
-        mark_welcome_dialog_seen(url)
-        yield url
-    finally:
-        stopped = stop_process_group(process)
-        log.close()
-        assert stopped, "processes of the webserver's group are still running"
+        with urllib.request.urlopen(f"{url}/server_info", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
-def graphql(url: str, query: str) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        data: dict[str, object] = json.load(answer)["data"]
-        return data
+def graphql_data(url: str, query: str) -> object:
+    return graphql(f"{url}/graphql", query)["data"]
 
 
 def mark_welcome_dialog_seen(url: str) -> None:
@@ -142,8 +97,8 @@ def mark_welcome_dialog_seen(url: str) -> None:
     On a fresh instance the UI opens that modal a moment after the page loads, at a time
     no test can predict, and its backdrop then swallows clicks meant for the page.
     """
-    graphql(url, "mutation { setNuxSeen }")
-    assert graphql(url, "query { shouldShowNux }") == {"shouldShowNux": False}
+    graphql_data(url, "mutation { setNuxSeen }")
+    assert graphql_data(url, "query { shouldShowNux }") == {"shouldShowNux": False}
 
 
 def metadata_value(page: Page, label: str) -> Locator:
