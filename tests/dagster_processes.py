@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,25 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def deployed_environment(
+    home: Path, exports: Path, storage_url: str, records_url: str, **settings: str
+) -> dict[str, str]:
+    """The environment of a deployment on a fresh instance: `home` gets deploy/dagster.yaml
+    (PostgreSQL storage at `storage_url`, run queue, pools), exports go under `exports`, and
+    `settings` (EXPORTS_FIRST_DAY=..., ...) come on top of UTC as the time zone."""
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": storage_url,
+        "RECORDS_DATABASE_URL": records_url,
+        "EXPORTS_DIR": str(exports),
+        "EXPORTS_TIMEZONE": "UTC",
+        **settings,
+    }
 
 
 def daemon_command() -> list[str]:

@@ -5,7 +5,6 @@ the web app and Dagster."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,8 +19,8 @@ from sqlalchemy.engine import Engine
 from pipelines import request_store
 from record_exports.seed import seed_records
 from tests.dagster_processes import (
-    REPO_ROOT,
     daemon_command,
+    deployed_environment,
     start_in_own_group,
     stop_process_group,
 )
@@ -38,16 +37,7 @@ def daemon(
 ) -> Iterator[tuple[Path, Path]]:
     """A running daemon on a fresh instance; yields (DAGSTER_HOME, exports root)."""
     home, exports = tmp_path / "dagster_home", tmp_path / "exports"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_storage_url,
-        "RECORDS_DATABASE_URL": postgres_url,
-        "EXPORTS_DIR": str(exports),
-        "EXPORTS_TIMEZONE": "UTC",
-    }
+    env = deployed_environment(home, exports, dagster_storage_url, postgres_url)
     with (tmp_path / "daemon.log").open("wb") as log:
         process = start_in_own_group(daemon_command(), env, log)
         try:

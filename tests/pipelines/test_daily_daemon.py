@@ -5,8 +5,6 @@ shows in its file within a minute through `changed_records_sensor`, and no other
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ from record_exports.schema import bookkeeping_records
 from record_exports.seed import account_id, seed_records
 from resources.export_storage import ExportStorage
 from tests.dagster_processes import (
-    REPO_ROOT,
     daemon_command,
+    deployed_environment,
     free_port,
     graphql,
     start_in_own_group,
@@ -45,17 +43,9 @@ def deployment(
     """Daemon and webserver on one fresh instance; yields (instance, GraphQL URL, exports
     root, log file). Both are stopped, and their process groups gone, afterwards."""
     home, exports, log_path = tmp_path / "home", tmp_path / "exports", tmp_path / "processes.log"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_storage_url,
-        "RECORDS_DATABASE_URL": postgres_url,
-        "EXPORTS_DIR": str(exports),
-        "EXPORTS_TIMEZONE": "UTC",
-        "EXPORTS_FIRST_DAY": "2026-01-01",
-    }
+    env = deployed_environment(
+        home, exports, dagster_storage_url, postgres_url, EXPORTS_FIRST_DAY="2026-01-01"
+    )
     port = free_port()
     with log_path.open("wb") as log:
         processes = [
