@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc_postgresql
@@ -28,7 +29,7 @@ from record_exports.database import DatabaseSettingError, parse_database_url
 from record_exports.errors import ExportInputError
 from record_exports.params import ExportParams, parse_export_params
 from record_exports.query import RecordFilters, build_query
-from record_exports.reader import iter_record_batches
+from record_exports.reader import adbc_batches, connect, iter_record_batches
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
 from resources.progress_reporter import ProgressReporter
@@ -285,6 +286,27 @@ def adbc_terminated(url: str) -> BaseException:
     return adbc_read(url, lambda: terminate_copy_backends(database_name(url)))
 
 
+def adbc_terminated_before_the_first_row(url: str) -> BaseException:
+    """Cut while the server works on the query (a sleep standing in for a long sort), after
+    COPY began but before any row was sent: still the stream's error, not an abort."""
+    database = database_name(url)
+    killer = _terminate_when_running(database, "COPY (SELECT pg_sleep(30)")
+
+    def read() -> None:
+        with (
+            closing(connect(parse_database_url(url))) as connection,
+            closing(connection.cursor()) as cursor,
+        ):
+            cursor.execute("SELECT pg_sleep(30) AS slept")
+            for _batch in adbc_batches(cursor):
+                pass
+
+    try:
+        return _capture(read)
+    finally:
+        killer.join()
+
+
 def psycopg_network_drop(url: str, proxy: TcpProxy) -> BaseException:
     with psycopg.connect(libpq_url(through(proxy, url))) as connection:
         connection.execute("SELECT 1")
@@ -315,6 +337,7 @@ def test_real_connection_losses_are_transient_on_every_layer(
         "psycopg terminated": psycopg_terminated(big_database),
         "sqlalchemy terminated": sqlalchemy_terminated(big_database),
         "adbc terminated": adbc_terminated(big_database),
+        "adbc terminated before the first row": adbc_terminated_before_the_first_row(big_database),
         "psycopg network drop": psycopg_network_drop(big_database, proxy),
         "sqlalchemy network drop": sqlalchemy_network_drop(big_database, proxy),
         "adbc network drop": adbc_network_drop(big_database, proxy),
@@ -332,7 +355,12 @@ def test_real_connection_losses_are_transient_on_every_layer(
     described = {name: f"{type(error).__name__}: {error}" for name, error in captured.items()}
     assert all(retries.is_transient(error) for error in captured.values()), described
     # The codes the server sent survive on each layer where it sent one.
-    for name in ("psycopg terminated", "sqlalchemy terminated", "adbc terminated"):
+    for name in (
+        "psycopg terminated",
+        "sqlalchemy terminated",
+        "adbc terminated",
+        "adbc terminated before the first row",
+    ):
         assert retries.sqlstate_of(captured[name]) == "57P01", described[name]
 
 

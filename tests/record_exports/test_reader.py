@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -140,3 +143,38 @@ def test_probe_adbc_private_reader_keeps_sqlstate(pg_target: DatabaseTarget) -> 
             for _batch in reader:
                 pass
     assert raised.value.sqlstate == "22012"
+
+
+ABORTS_ON_LOST_CONNECTION = """
+import sys
+import adbc_driver_postgresql.dbapi as adbc_postgresql
+import psycopg
+
+uri = sys.argv[1]
+with adbc_postgresql.connect(uri) as connection, connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    with psycopg.connect(uri, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    try:
+        cursor.execute("SELECT 1")
+    except Exception as error:
+        print(f"raised {type(error).__name__}")
+"""
+
+
+def test_probe_adbc_aborts_when_the_connection_dies_before_a_result(
+    pg_target: DatabaseTarget,
+) -> None:
+    """The hazard README "Retries" documents (apache/arrow-adbc#3878, fixed in 1.11): with
+    the pinned driver, a statement sent on a connection the server already closed aborts the
+    whole process (std::logic_error from a NULL SQLSTATE) instead of raising. When this test
+    fails, the driver raises instead: update README "Retries" and this test."""
+    result = subprocess.run(
+        [sys.executable, "-c", ABORTS_ON_LOST_CONNECTION, pg_target.adbc_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == -signal.SIGABRT, (result.returncode, result.stdout)
+    assert "basic_string" in result.stderr and "null not valid" in result.stderr
