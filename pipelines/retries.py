@@ -20,7 +20,8 @@ follows the error chain and, per error:
 2. a SQLSTATE decides when the error has one (`TRANSIENT_SQLSTATE_CLASSES`,
    `TRANSIENT_SQLSTATES`); any other code (a syntax error, a missing table, bad data) is
    the server's definite answer and is not retried;
-3. SQLAlchemy's own disconnect detection (`connection_invalidated`) counts;
+3. SQLAlchemy's own disconnect detection counts (`DisconnectionError`,
+   `connection_invalidated`);
 4. without a code, a database error is transient only if its message is one of libpq's
    connection-loss messages (`CONNECTION_LOST_MESSAGES`), and an `OSError` only if it is a
    `ConnectionError` (reset, refused, aborted).
@@ -80,7 +81,6 @@ _CONNECTION_LOST = re.compile("|".join(re.escape(text) for text in CONNECTION_LO
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.Error,
     sa_exc.DBAPIError,
-    sa_exc.DisconnectionError,
     adbc_driver_manager.Error,
     pa.ArrowException,
 )
@@ -111,6 +111,8 @@ def _verdict(error: BaseException) -> bool | None:
     code = sqlstate_of(error)
     if code is not None:
         return is_transient_sqlstate(code)
+    if isinstance(error, sa_exc.DisconnectionError):
+        return True
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, DATABASE_ERRORS) and _CONNECTION_LOST.search(str(error).lower()):
