@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine
 
 from pipelines.local_instance import ensure_local_instance
+from pipelines.output_target import OutputPathError, OutputTarget, resolve_output
 from record_exports.database import (
     DatabaseBusyError,
     DatabaseSettingError,
@@ -115,18 +116,19 @@ def _raw_params(args: argparse.Namespace) -> dict[str, Any]:
         "excel_safe": args.excel_safe,
         "compression": args.compression,
     }
-    output = getattr(args, "output", None)
-    if output is not None:
-        raw["output_name"] = output.name
     output_name = getattr(args, "output_name", None)
     if output_name:
         raw["output_name"] = output_name
     return raw
 
 
-def export_params(args: argparse.Namespace) -> ExportParams:
-    """The export the options ask for; raises `ExportInputError` naming the field."""
-    return parse_export_params(_raw_params(args))
+def export_params(args: argparse.Namespace, output: OutputTarget | None = None) -> ExportParams:
+    """The export the options ask for; raises `ExportInputError` naming the field. The file
+    name of `--output` (when it names a file) is checked as `output_name`."""
+    raw = _raw_params(args)
+    if output is not None and output.name is not None:
+        raw["output_name"] = output.name
+    return parse_export_params(raw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--if-empty", action="store_true", help="do nothing if records exist")
     export = commands.add_parser("export", help="run the export_records job through Dagster")
     _add_export_options(export)
-    export.add_argument("--output", type=Path, help="file path (default: under EXPORTS_DIR)")
+    export.add_argument(
+        "--output",
+        metavar="PATH",
+        help="file path, or a folder (existing, or ending in /) to write the default file name "
+        "in; missing folders are created (default: EXPORTS_DIR/on-demand/)",
+    )
     request = commands.add_parser("request", help="file an export request, as the web app would")
     _add_export_options(request)
     request.add_argument("--output-name", metavar="NAME", help=FIELD_HELP["output_name"])
@@ -187,8 +194,9 @@ def command_seed(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     from pipelines.export_runner import run_export_job
 
-    params = export_params(args)
-    outcome = run_export_job(params, output=args.output, terminal=sys.stderr.isatty())
+    output = resolve_output(args.output) if args.output is not None else None
+    params = export_params(args, output)
+    outcome = run_export_job(params, output=output, terminal=sys.stderr.isatty())
     if not outcome.success:
         print(f"error: export failed: {outcome.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -246,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_default_settings()
     try:
         return COMMANDS[args.command](args)
-    except (DatabaseSettingError, UsageError) as error:
+    except (DatabaseSettingError, UsageError, OutputPathError) as error:
         _fail(str(error), EXIT_BAD_INPUT)
     except ExportInputError as error:
         _fail("\nerror: ".join(str(problem) for problem in error.problems), EXIT_BAD_INPUT)

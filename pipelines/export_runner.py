@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -19,6 +18,7 @@ from pipelines.dagster_events import output_metadata, step_failure_message, step
 from pipelines.definitions import defs
 from pipelines.export_job import EXPORT_JOB, export_run_tags
 from pipelines.location_runs import execute_location_run
+from pipelines.output_target import OutputTarget
 from pipelines.terminal_progress import progress_bar
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
@@ -50,7 +50,7 @@ def check_inputs(params: ExportParams) -> None:
         engine.dispose()
 
 
-def run_config_for(params: ExportParams, output: Path | None) -> dict[str, Any]:
+def run_config_for(params: ExportParams, output: OutputTarget | None) -> dict[str, Any]:
     """Validated params in the run config's canonical form (`CSV` typed on the command line
     is `csv` here), so Dagster's config check never sees a value the parser accepted.
 
@@ -60,14 +60,16 @@ def run_config_for(params: ExportParams, output: Path | None) -> dict[str, Any]:
     """
     config: dict[str, Any] = {"ops": {"export": {"config": params.to_config()}}, **QUIET_LOGS}
     if output is not None:
-        folder = str(output.resolve().parent)
+        folder = str(output.folder.resolve())
         config["resources"] = {
             "export_storage": {"config": {"root": folder, "on_demand_folder": ""}}
         }
     return config
 
 
-def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
+def run_export_job(
+    params: ExportParams, *, output: OutputTarget | None, terminal: bool
+) -> JobOutcome:
     check_inputs(params)
     with dg.DagsterInstance.get() as instance, progress_bar(sys.stderr, enabled=terminal):
         run = execute_location_run(

@@ -13,6 +13,10 @@ from record_exports.errors import first_line
 from record_exports.settings import RECORDS_DATABASE_URL
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+MAX_PORT = 65535
+_URL_EXAMPLE = (
+    "expected e.g. postgresql+psycopg://user:pass@host:5432/db or sqlite:///data/records.db"
+)
 
 
 class DatabaseSettingError(ValueError):
@@ -51,16 +55,27 @@ class DatabaseTarget:
 
 
 def parse_database_url(raw: str, variable: str = RECORDS_DATABASE_URL.variable) -> DatabaseTarget:
-    """Validate a URL without connecting. `postgresql://` and `postgres://` mean psycopg 3."""
+    """Validate a URL without connecting. `postgresql://` and `postgres://` mean psycopg 3.
+
+    Every message names `variable` and never quotes the URL itself: it may hold a password.
+    """
     if not raw or not raw.strip():
         raise DatabaseSettingError(f"{variable} is empty; set it to a SQLAlchemy URL")
     try:
         url = make_url(raw.strip())
-    except ArgumentError as error:
+    except ArgumentError:
+        # SQLAlchemy's message quotes the whole URL, password included: not repeated here.
+        raise DatabaseSettingError(f"{variable} is malformed: not a URL; {_URL_EXAMPLE}") from None
+    except ValueError:
+        # make_url's only ValueError: a port that is not a number (`int('abc')`).
         raise DatabaseSettingError(
-            f"{variable} is malformed ({error}); expected e.g. "
-            "postgresql+psycopg://user:pass@host:5432/db or sqlite:///data/records.db"
+            f"{variable} is malformed: its port is not a number; {_URL_EXAMPLE}"
         ) from None
+    if url.port is not None and not 1 <= url.port <= MAX_PORT:
+        raise DatabaseSettingError(
+            f"{variable} is malformed: port {url.port} is out of range (1-{MAX_PORT}); "
+            f"{_URL_EXAMPLE}"
+        )
     backend = url.get_backend_name()
     if backend == "postgres":
         url = url.set(drivername="postgresql+psycopg")

@@ -17,6 +17,7 @@ from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_postgresql
 import pyarrow as pa
+from adbc_driver_manager._reader import AdbcRecordBatchReader
 
 from record_exports.database import DatabaseTarget
 from record_exports.query import CompiledQuery
@@ -55,8 +56,21 @@ def iter_record_batches(
         apply_settings(cursor, query.settings)
         cursor.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(batch_bytes)})
         cursor.execute(query.sql, parameters=query.parameters or None)
-        reader: pa.RecordBatchReader = cursor.fetch_record_batch()
-        yield from reader
+        yield from adbc_batches(cursor)
+
+
+def adbc_batches(cursor: Any) -> AdbcRecordBatchReader:
+    """The executed cursor's result, batch by batch, with the driver's errors as ADBC errors.
+
+    `fetch_record_batch()` hands out pyarrow's bare reader, which turns a failed read into
+    `pyarrow.ArrowInvalid` with the message alone: a connection terminated mid-read loses its
+    SQLSTATE (57P01), which `pipelines.retries` decides by. The driver manager's own reader
+    (`AdbcRecordBatchReader`, the cursor's `_results.reader`) re-raises it as an
+    `adbc_driver_manager.Error` with `sqlstate`. Both names are private to
+    adbc_driver_manager; tests/record_exports/test_reader.py probes them.
+    """
+    reader: AdbcRecordBatchReader = cursor._results.reader
+    return reader
 
 
 _DONE = object()

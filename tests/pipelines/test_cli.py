@@ -193,15 +193,18 @@ def test_bad_export_input_exit_2_nothing_written(
 
 
 @pytest.mark.slow
-def test_failed_export_exit_1_leaves_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
-    assert run_cli("seed", "--records", "10", env=cli_env).returncode == 0
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    (locked / "blocker").write_text("a file where a folder is needed")
-    result = run_cli("export", "--output", str(locked / "blocker" / "x.csv"), env=cli_env)
+def test_failed_export_exit_1_leaves_nothing(
+    cli_env: dict[str, str], tmp_path: Path, small_tmpfs: Path
+) -> None:
+    """The disk fills up mid-export (a 256 KiB tmpfs for a larger CSV): exit 1 in one line
+    and nothing left, not even a partial file. (A place no file can be written at at all is
+    bad input, caught before the export: tests/pipelines/test_cli_bad_input.py.)"""
+    assert run_cli("seed", "--records", "5000", env=cli_env).returncode == 0
+    result = run_cli("export", "--output", str(small_tmpfs / "x.csv"), env=cli_env)
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: export failed:")
-    assert sorted(p.name for p in locked.iterdir()) == ["blocker"]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(small_tmpfs.iterdir()) == []
 
 
 def test_request_inserts_a_pending_row(

@@ -18,6 +18,7 @@ from pipelines.dagster_events import output_metadata
 from pipelines.definitions import defs
 from pipelines.export_runner import run_export_job
 from pipelines.location_runs import WORKSPACE_FILE, execute_location_run, location_job_origin
+from pipelines.output_target import resolve_output
 from record_exports.params import parse_export_params
 from record_exports.seed import seed_records
 from record_exports.settings import REPO_ROOT
@@ -91,7 +92,7 @@ def test_output_goes_to_the_run_config_not_a_changed_job(
     location's, and the run's config tells where the file went."""
     target = tmp_path / "chosen" / "report.csv"
     params = parse_export_params({"columns": ["id", "qty"], "output_name": target.name})
-    outcome = run_export_job(params, output=target, terminal=False)
+    outcome = run_export_job(params, output=resolve_output(str(target)), terminal=False)
     assert outcome.success and outcome.path == str(target)
     assert target.read_text().splitlines()[0] == "id,qty"
     with dg.DagsterInstance.get() as instance:

@@ -25,6 +25,10 @@ from tests.sqlite_lock import sqlite_write_lock
         ("mysql://root@localhost/db", "unsupported database 'mysql'"),
         ("postgresql://postgres@127.0.0.1:5432", "names no database"),
         ("sqlite://", "SQLite file"),
+        ("postgresql+psycopg://u:hunter2@h:abc/db", "malformed: its port is not a number"),
+        ("postgresql://u:hunter2@h:99999/db", "malformed: port 99999 is out of range (1-65535)"),
+        ("postgresql://u:hunter2@h:0/db", "malformed: port 0 is out of range"),
+        ("postgresql+psycopg//u:hunter2@h/db", "malformed: not a URL"),
     ],
 )
 def test_malformed_urls(url: str, hint: str) -> None:
@@ -33,7 +37,7 @@ def test_malformed_urls(url: str, hint: str) -> None:
     message = str(caught.value)
     assert message.startswith("RECORDS_DATABASE_URL")
     assert hint in message
-    assert "\n" not in message
+    assert "\n" not in message and "hunter2" not in message
 
 
 def test_postgres_urls_use_psycopg_3() -> None:

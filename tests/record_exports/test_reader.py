@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
 
+import adbc_driver_manager
 import psycopg
 import pyarrow as pa
 import pytest
+from adbc_driver_manager._reader import AdbcRecordBatchReader
 from sqlalchemy.engine import Engine
 
 from record_exports.database import DatabaseTarget
 from record_exports.params import ExportParams
 from record_exports.query import CompiledQuery, RecordFilters, build_query
-from record_exports.reader import iter_record_batches, prefetch
+from record_exports.reader import adbc_batches, connect, iter_record_batches, prefetch
 from record_exports.seed import seed_records
 from tests.postgres import client_sessions
 
@@ -120,3 +125,56 @@ def test_reader_session_runs_with_the_server_plan(
 def test_query_settings_win_over_the_plan(pg_engine: Engine, pg_target: DatabaseTarget) -> None:
     query = CompiledQuery(sql=SHOW_SETTINGS, settings={"max_parallel_workers_per_gather": "0"})
     assert _session_settings(pg_target, query)["max_parallel_workers_per_gather"] == "0"
+
+
+def test_probe_adbc_private_reader_keeps_sqlstate(pg_target: DatabaseTarget) -> None:
+    """Probe of the private adbc_driver_manager names `adbc_batches` relies on: the cursor's
+    `_results.reader` is an `adbc_driver_manager._reader.AdbcRecordBatchReader`, which
+    re-raises a failed read as an ADBC error with its SQLSTATE (here 22012, raised by the
+    server mid-stream, after rows were sent)."""
+    with (
+        closing(connect(pg_target)) as connection,
+        closing(connection.cursor()) as cursor,
+    ):
+        cursor.execute("SELECT n, 1 / (n - 40000) AS boom FROM generate_series(1, 100000) AS n")
+        reader = adbc_batches(cursor)
+        assert isinstance(reader, AdbcRecordBatchReader)
+        with pytest.raises(adbc_driver_manager.Error) as raised:
+            for _batch in reader:
+                pass
+    assert raised.value.sqlstate == "22012"
+
+
+ABORTS_ON_LOST_CONNECTION = """
+import sys
+import adbc_driver_postgresql.dbapi as adbc_postgresql
+import psycopg
+
+uri = sys.argv[1]
+with adbc_postgresql.connect(uri) as connection, connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    with psycopg.connect(uri, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    try:
+        cursor.execute("SELECT 1")
+    except Exception as error:
+        print(f"raised {type(error).__name__}")
+"""
+
+
+def test_probe_adbc_aborts_when_the_connection_dies_before_a_result(
+    pg_target: DatabaseTarget,
+) -> None:
+    """The hazard README "Retries" documents (apache/arrow-adbc#3878, fixed in 1.11): with
+    the pinned driver, a statement sent on a connection the server already closed aborts the
+    whole process (std::logic_error from a NULL SQLSTATE) instead of raising. When this test
+    fails, the driver raises instead: update README "Retries" and this test."""
+    result = subprocess.run(
+        [sys.executable, "-c", ABORTS_ON_LOST_CONNECTION, pg_target.adbc_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == -signal.SIGABRT, (result.returncode, result.stdout)
+    assert "basic_string" in result.stderr and "null not valid" in result.stderr
