@@ -56,8 +56,8 @@ def watch_calls(watched: str, kill_at: int, phase: str) -> list[str]:
 
         return call
 
-    os.replace = wrap("replace", os.replace)  # type: ignore[assignment]
-    os.unlink = wrap("unlink", os.unlink)  # type: ignore[assignment]
+    os.replace = wrap("replace", os.replace)
+    os.unlink = wrap("unlink", os.unlink)
     return seen
 
 
