@@ -162,12 +162,18 @@ def _create_locked_partial(final: Path) -> tuple[Path, int]:
     raise RuntimeError(f"could not hold a temporary file next to {final}: always swept away")
 
 
+def _gone_is_fine(function: Any, path: str, exc_info: Any) -> None:
+    """rmtree's error handler: an entry someone else removed meanwhile is no error."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
+
+
 def remove_folder(folder: Path) -> bool:
-    """Delete a folder and its content; False if there was none."""
-    try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
+    """Delete a folder and its content, also while another process deletes it; False if
+    there was none."""
+    if not os.path.lexists(folder):
         return False
+    shutil.rmtree(folder, onerror=_gone_is_fine)
     return True
 
 
@@ -175,9 +181,10 @@ def remove_folder(folder: Path) -> bool:
 def partial_file(final: Path) -> Iterator[Path]:
     """Yield a new partial for `final`, locked for as long as the block runs.
 
-    On leaving, whatever happened, what is still under the partial's name is deleted (the
-    block renames it into place when it succeeds), then its scratch folder, then the lock
-    is released: no one sees an unlocked partial of a live writer.
+    On leaving, whatever happened, its scratch folder is deleted, then what is still under
+    the partial's name (the block renames it into place when it succeeds), then the lock is
+    released: no one sees an unlocked partial of a live writer, nor its scratch folder
+    without it.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     temp, descriptor = _create_locked_partial(final)
@@ -185,8 +192,8 @@ def partial_file(final: Path) -> Iterator[Path]:
         yield temp
     finally:
         try:
-            temp.unlink(missing_ok=True)
             remove_folder(scratch_folder_for(temp))
+            temp.unlink(missing_ok=True)
         finally:
             os.close(descriptor)
 
