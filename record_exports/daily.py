@@ -52,6 +52,7 @@ from record_exports.day_locks import WaitCallback, hold_days
 from record_exports.engine import resolve_account_ids
 from record_exports.errors import first_line
 from record_exports.frames import batch_to_frame
+from record_exports.manifest import MANIFEST_SUFFIX
 from record_exports.params import ExportFormat
 from record_exports.query import RecordFilters, build_query
 from record_exports.reader import DEFAULT_BATCH_BYTES, iter_record_batches, prefetch
@@ -329,7 +330,9 @@ class _DailyRun:
                 if (account_code, day) in written:
                     continue
                 try:
-                    for path in sorted(paths, key=lambda p: p.name.endswith(".json")):
+                    # Manifests first: a crash between leaves a file without one, never a
+                    # manifest without its file.
+                    for path in sorted(paths, key=lambda p: not p.name.endswith(MANIFEST_SUFFIX)):
                         path.unlink(missing_ok=True)
                         self.syncs(path.parent)
                         outcomes[day].removed.append(path)

@@ -1,8 +1,12 @@
 """Writing the files of account-days: many small ones per call, or one large one in pieces.
 
-Each file is written like every export: to a temporary name, fsynced, renamed into place,
-then its manifest the same way. The renames of a whole chunk of days become durable
+Each file is written like every export: to a locked partial, fsynced, then renamed into
+place with its manifest in `manifest.publish_with_manifest`'s order (a manifest never
+describes a file it does not match). The renames of a whole chunk of days become durable
 together (`DeferredDirectorySyncs`, flushed by the caller before it reports the days done).
+The first write of a run into a folder removes the partials dead exports left there
+(`atomic.sweep_stale_partials`); the Excel template is written as a partial in the daily
+root, swept the same way.
 
 The two formats accountants open get a path without per-file set-up: CSV rows are
 rendered once for all account-days of a frame and cut per file; Excel workbooks are built
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack
@@ -32,12 +37,13 @@ from record_exports.atomic import (
     DeferredDirectorySyncs,
     FileDigest,
     ReportsDigest,
-    atomic_file,
     file_digest,
+    partial_file,
+    sweep_stale_partials,
 )
 from record_exports.daily_layout import daily_path, names_a_folder
 from record_exports.engine import SINKS, export_manifest, sink_options
-from record_exports.manifest import write_manifest
+from record_exports.manifest import publish_with_manifest
 from record_exports.params import ExportFormat, ExportParams
 from record_exports.sinks.base import RecordSink, SinkOptions
 from record_exports.sinks.csv import csv_columns, csv_header, csv_lines
@@ -98,9 +104,21 @@ class DailyWriters:
         self.max_rows = min(LARGE_ROWS, rows_per_sheet)
         self._csv = csv_columns(self.options) if ExportFormat.CSV in self._formats else None
         self._csv_header = b""
+        self._swept: set[Path] = set()
+        self._swept_lock = threading.Lock()
+        self.sweep_once(root)
         self._workbooks = (
-            SmallWorkbooks(self.options) if ExportFormat.XLSX in self._formats else None
+            SmallWorkbooks(self.options, root) if ExportFormat.XLSX in self._formats else None
         )
+
+    def sweep_once(self, folder: Path) -> None:
+        """Remove dead exports' partials from `folder` the first time this run writes there
+        (a live export's partials stay: `atomic.sweep_stale_partials`)."""
+        with self._swept_lock:
+            if folder in self._swept:
+                return
+            self._swept.add(folder)
+        sweep_stale_partials(folder)
 
     @property
     def formats(self) -> list[ExportFormat]:
@@ -151,52 +169,62 @@ class DailyWriters:
             files = []
             for fmt in self._formats:
                 path = daily_path(self.root, account_code, day, fmt.extension)
-                truncated = 0
+                self.sweep_once(path.parent)
                 if fmt is ExportFormat.CSV and csv is not None:
-                    digest = self._write_payload(path, self._csv_header + csv)
+                    payload = self._csv_header + csv
+                    files.append(self._write_payload(fmt, key, path, rows.height, payload, 0))
                 elif fmt is ExportFormat.XLSX and workbook is not None:
                     assert self._workbooks is not None
-                    digest = self._write_payload(path, self._workbooks.workbook(workbook))
+                    payload = self._workbooks.workbook(workbook)
                     truncated = workbook.truncated_cells
+                    files.append(
+                        self._write_payload(fmt, key, path, rows.height, payload, truncated)
+                    )
                 else:
-                    digest = self._write_with_sink(path, fmt, rows)
-                files.append(self.finish_file(fmt, key, path, rows.height, digest, truncated))
+                    files.append(self._write_with_sink(fmt, key, path, rows))
             return files
         except Exception as error:  # noqa: BLE001 - reported for this account-day; see above
             return error
 
-    def _write_payload(self, path: Path, payload: bytes) -> FileDigest:
-        with atomic_file(path, self.syncs) as temp:
+    def _write_payload(
+        self, fmt: ExportFormat, key: Key, path: Path, rows: int, payload: bytes, truncated: int
+    ) -> DailyFile:
+        digest = len(payload), hashlib.sha256(payload).hexdigest()
+        with partial_file(path) as temp:
             temp.write_bytes(payload)
-        return len(payload), hashlib.sha256(payload).hexdigest()
+            return self.publish(fmt, key, temp, path, rows, digest, truncated)
 
-    def _write_with_sink(self, path: Path, fmt: ExportFormat, frame: pl.DataFrame) -> FileDigest:
-        with atomic_file(path, self.syncs) as temp:
+    def _write_with_sink(
+        self, fmt: ExportFormat, key: Key, path: Path, frame: pl.DataFrame
+    ) -> DailyFile:
+        with partial_file(path) as temp:
             sink = SINKS[fmt](temp, self.options)
             try:
                 sink.write(frame.select(self.columns))
-                sink.close()
+                report = sink.close()
             except BaseException:
                 sink.abort()
                 raise
             written = sink.written() if isinstance(sink, ReportsDigest) else None
-            return written if written is not None else file_digest(temp)
+            digest = written or file_digest(temp)
+            return self.publish(fmt, key, temp, path, frame.height, digest, report.truncated_cells)
 
-    def finish_file(
+    def publish(
         self,
         fmt: ExportFormat,
         key: Key,
+        temp: Path,
         path: Path,
         rows: int,
         digest: FileDigest,
         truncated_cells: int,
     ) -> DailyFile:
-        """Write the manifest of a file renamed into place; what the run reports of it."""
+        """Rename a complete file into place with its manifest; what the run reports of it."""
         day, account_code = key
         manifest = export_manifest(
             self._params_for(fmt, account_code, day), rows, digest, self._run_id
         )
-        write_manifest(path, manifest, self.syncs)
+        publish_with_manifest(temp, path, manifest, self.syncs)
         return DailyFile(account_code, day, fmt.value, path, rows, *digest, truncated_cells)
 
     def start_large(self, key: Key) -> LargeFiles:
@@ -217,7 +245,8 @@ class LargeFiles:
             check_account_code(account_code)
             for fmt in writers.formats:
                 path = daily_path(writers.root, account_code, day, fmt.extension)
-                temp = self._stack.enter_context(atomic_file(path, writers.syncs))
+                writers.sweep_once(path.parent)
+                temp = self._stack.enter_context(partial_file(path))
                 self._sinks.append((fmt, path, temp, SINKS[fmt](temp, writers.options)))
         except BaseException as error:
             self.abort(error)
@@ -230,17 +259,19 @@ class LargeFiles:
         self._rows += frame.height
 
     def finish(self) -> list[DailyFile]:
-        """Complete every file, rename it into place, then write its manifest."""
-        done = []
+        """Complete every file, then rename each into place with its manifest (a file that
+        cannot be completed keeps all of them from being renamed)."""
+        complete = []
         for fmt, path, temp, sink in self._sinks:
             report = sink.close()
             written = sink.written() if isinstance(sink, ReportsDigest) else None
-            done.append((fmt, path, written or file_digest(temp), report.truncated_cells))
-        self._stack.close()
-        return [
-            self._writers.finish_file(fmt, self.key, path, self._rows, digest, truncated)
-            for fmt, path, digest, truncated in done
+            complete.append((fmt, path, temp, written or file_digest(temp), report.truncated_cells))
+        files = [
+            self._writers.publish(fmt, self.key, temp, path, self._rows, digest, truncated)
+            for fmt, path, temp, digest, truncated in complete
         ]
+        self._stack.close()
+        return files
 
     def abort(self, error: BaseException) -> None:
         """Release the sinks and delete the temporary files; nothing is renamed."""

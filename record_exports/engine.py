@@ -17,10 +17,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from record_exports.atomic import FileDigest, ReportsDigest, atomic_file, file_digest
+from record_exports.atomic import (
+    FileDigest,
+    ReportsDigest,
+    file_digest,
+    partial_file,
+    sweep_stale_partials,
+)
 from record_exports.database import DatabaseTarget, create_engine_for, require_sqlite_file
 from record_exports.frames import batch_to_frame, empty_frame
-from record_exports.manifest import Manifest, write_manifest
+from record_exports.manifest import Manifest, publish_with_manifest
 from record_exports.params import (
     ExportFormat,
     ExportParams,
@@ -168,7 +174,12 @@ def run_export(
     batches: BatchSource = default_batches,
     engine: Engine | None = None,
 ) -> ExportResult:
-    """Write the selected records to `destination` atomically, then its manifest.
+    """Write the selected records to `destination` atomically, with its manifest.
+
+    Partials of dead exports in the destination's folder are removed first
+    (`atomic.sweep_stale_partials`); the file and its manifest are published in the order
+    `manifest.publish_with_manifest` gives, so a crash never leaves a manifest beside a
+    file it does not describe.
 
     `engine`, an engine on the same database that the caller already holds (a Dagster run's),
     serves the account-code lookup; without one, a short-lived engine is made for it, only
@@ -182,7 +193,8 @@ def run_export(
     account_ids = _account_ids(target, params.account_codes, engine)
     options = sink_options(params, rows_per_sheet)
     row_count = 0
-    with atomic_file(destination) as temp:
+    sweep_stale_partials(destination.parent)
+    with partial_file(destination) as temp:
         sink = SINKS[params.format](temp, options)
         try:
             for batch in prefetch(batches(target, params, account_ids)):
@@ -200,9 +212,8 @@ def run_export(
             raise
         # Text sinks hash their bytes as they write them; others' files are read back.
         written = sink.written() if isinstance(sink, ReportsDigest) else None
-        size, sha256 = written if written is not None else file_digest(temp)
-    manifest = export_manifest(params, row_count, (size, sha256), run_id)
-    manifest_file = write_manifest(destination, manifest)
+        manifest = export_manifest(params, row_count, written or file_digest(temp), run_id)
+        manifest_file = publish_with_manifest(temp, destination, manifest)
     return ExportResult(
         **{spec.name: getattr(manifest, spec.name) for spec in fields(manifest)},
         path=destination,

@@ -5,6 +5,12 @@ The rows themselves are built by Polars, a column at a time (`xlsx_cells`), and 
 to the row-data file xlsxwriter keeps per sheet in constant-memory mode, where its own
 per-cell writes would have put them, through `xlsx_internals.SheetRowData`, the one place
 that touches xlsxwriter's private names. That skips xlsxwriter's Python per cell, about 5 µs.
+
+xlsxwriter's temporary files (each sheet's row data in constant-memory mode, 0.3-0.8 GB
+for 1-2M rows, and the XML parts it zips in `close`) go to the workbook's scratch folder,
+`<file>.d/` beside the file being written (`atomic.scratch_folder_for`), never to the system
+temp folder: `close` and `abort` delete it, and after a kill the next export into that
+folder sweeps it with the file's partial.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from record_exports.atomic import remove_folder, scratch_folder_for
 from record_exports.columns import ColumnKind, OutputColumn
 from record_exports.sinks.base import EXCEL_MAX_ROWS_PER_SHEET, SinkOptions, SinkReport
 from record_exports.sinks.xlsx_cells import (
@@ -101,7 +108,11 @@ class XlsxSink:
         self._columns = options.columns
         self._names = [output.name for output in options.columns]
         self._rows_per_sheet = options.rows_per_sheet
-        self._workbook = xlsxwriter.Workbook(str(path), _WORKBOOK_OPTIONS)
+        self._scratch = scratch_folder_for(path)
+        self._scratch.mkdir()
+        self._workbook = xlsxwriter.Workbook(
+            str(path), {**_WORKBOOK_OPTIONS, "tmpdir": str(self._scratch)}
+        )
         self._header_format = self._workbook.add_format(
             {"bold": True, "bg_color": HEADER_FILL, "pattern": 1}
         )
@@ -172,6 +183,7 @@ class XlsxSink:
         self._finish_sheet()
         self._workbook.close()
         self._state = "closed"
+        remove_folder(self._scratch)
         report = SinkReport(truncated_cells=self._truncated_cells, sheets=len(self._sheets))
         if self._truncated_cells:
             report.warnings.append(
@@ -181,18 +193,20 @@ class XlsxSink:
         return report
 
     def abort(self) -> None:
-        """Drop the workbook without building it and remove xlsxwriter's per-sheet temp files.
+        """Drop the workbook without building it and delete its scratch folder.
 
         In constant_memory mode every sheet keeps an open temp file of row data that only a
-        successful Workbook.close() consumes and deletes; the output file itself is created
-        only inside close(), so after a failed write there is nothing else to release. Safe
-        after a close() that raised part-way: already-removed temp files are skipped.
+        successful Workbook.close() consumes and deletes; a close() that failed part-way (a
+        full disk) may also leave some of the XML parts it was zipping. The output file
+        itself is created only inside close(), and the caller deletes it. Safe after a
+        close() that raised part-way: already-removed files are skipped.
         """
         if self._state != "open":
             return
         self._state = "aborted"
         for sheet in self._sheets:
             SheetRowData(sheet).discard()
+        remove_folder(self._scratch)
 
     def _check_batch(self, batch: pl.DataFrame) -> None:
         """Refuse a batch that is not the agreed shape rather than write wrong cells."""

@@ -20,7 +20,6 @@ holds is not built here: `XlsxSink` rolls it over to more sheets.
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 import polars as pl
 from xlsxwriter.utility import xl_col_to_name
 
+from record_exports.atomic import partial_file
 from record_exports.columns import ColumnKind, OutputColumn
 from record_exports.sinks.base import SinkOptions
 from record_exports.sinks.text import StringRuns
@@ -43,6 +43,7 @@ from record_exports.sinks.xlsx import (
 from record_exports.sinks.xlsx_cells import cut_overlong_text, rows_xml_by_group
 from record_exports.sinks.zip_members import archive, member
 
+TEMPLATE_NAME = "template.xlsx"
 SHEET_PART = "xl/worksheets/sheet1.xml"
 WORKBOOK_PART = "xl/workbook.xml"
 FILLED_PARTS = (SHEET_PART, WORKBOOK_PART)
@@ -179,12 +180,13 @@ class WorkbookRows:
 class SmallWorkbooks:
     """Builds one-sheet workbooks of the given columns, many per call; see the module doc."""
 
-    def __init__(self, options: SinkOptions) -> None:
+    def __init__(self, options: SinkOptions, scratch_folder: Path) -> None:
+        """`scratch_folder`: where the template is written and read back, as a partial of
+        `template.xlsx` (removed at once; swept with the folder's partials after a kill)."""
         self._columns = options.columns
         self._text_columns = [c.name for c in options.columns if c.kind is ColumnKind.TEXT]
         self._last_letter = xl_col_to_name(len(options.columns) - 1)
-        with tempfile.TemporaryDirectory(prefix="record-exports-template-") as folder:
-            path = Path(folder) / "template.xlsx"
+        with partial_file(scratch_folder / TEMPLATE_NAME) as path:
             sink = XlsxSink(path, options)
             self._cells = sink.row_cells
             sink.close()

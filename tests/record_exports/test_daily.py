@@ -4,6 +4,7 @@ and day writes, however the read is batched; the change log and the day locks.""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from record_exports.atomic import partial_file
 from record_exports.change_log import pending_changes
 from record_exports.columns import OutputColumn
 from record_exports.daily import DailyExportError, DailySelection, export_days, ordered_batches
@@ -205,3 +207,50 @@ def test_an_account_code_that_cannot_name_a_folder_fails_alone(
     assert [f.account_code for f in raised.value.failures] == [".."]
     assert daily_path(root, "ACC1", day, "csv").exists()
     assert sorted(p.name for p in tmp_path.rglob("*.csv")) == ["ACC1_2026-10-01.csv"]
+
+
+def test_partials_of_dead_exports_are_swept_and_live_ones_kept(
+    target: DatabaseTarget,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Partials no process holds (what a killed export leaves: a file, an Excel scratch
+    folder, the Excel template in the daily root) are removed from every folder the export
+    writes into; a partial held by a live writer stays. ACC1's account-day is long enough to
+    stream through the sinks (a sheet of 4 rows), ACC2's is built from the template. Nothing
+    goes to the system temp folder."""
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    day = dt.date(2026, 10, 1)
+    first, second = add_account(engine, "ACC1"), add_account(engine, "ACC2")
+    rows = [record(first, n, sale_date=day) for n in range(10)]
+    insert_records(engine, [*rows, record(second, 10, sale_date=day)])
+    root = tmp_path / "daily"
+    dead = [
+        root / ".template.xlsx.partial-00000000000a",
+        root / "ACC1" / "2026" / "10" / ".ACC1_2026-10-01.csv.partial-00000000000b",
+        root / "ACC2" / "2026" / "10" / ".ACC2_2026-10-01.xlsx.partial-00000000000c.d",
+    ]
+    for path in dead:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.name.endswith(".d"):
+            path.mkdir()
+            (path / "rows").write_bytes(b"<row/>")
+        else:
+            path.write_bytes(b"half")
+    folders = [daily_path(root, code, day, "csv").parent for code in ("ACC1", "ACC2")]
+    with partial_file(folders[0] / "ACC1_2026-10-01.csv") as live:
+        live.write_bytes(b"a live export's rows")
+
+        list(export_days(target, DailySelection(day, day, FORMATS), root, rows_per_sheet=4))
+
+        assert live.read_bytes() == b"a live export's rows"
+        assert not any(path.exists() for path in dead)
+    assert sorted(p.name for p in root.iterdir()) == [".locks", "ACC1", "ACC2"]
+    for code, folder in zip(("ACC1", "ACC2"), folders, strict=True):
+        names = [f"{code}_2026-10-01.{fmt.extension}" for fmt in FORMATS]
+        expected = sorted(names + [name + ".manifest.json" for name in names])
+        assert sorted(p.name for p in folder.iterdir()) == expected
+    assert list(system_temp.iterdir()) == []

@@ -11,8 +11,9 @@ import openpyxl
 import polars as pl
 import pytest
 
+from record_exports.atomic import partial_file
 from record_exports.database import DatabaseTarget
-from record_exports.manifest import Manifest, write_manifest
+from record_exports.manifest import Manifest, publish_with_manifest
 from tests.record_exports.exporting import export
 
 
@@ -87,9 +88,11 @@ def test_manifest_file_layout(tmp_path: Path) -> None:
         created_at=dt.datetime(2026, 3, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
         run_id="run-1",
     )
-    path = write_manifest(tmp_path / "x.csv", manifest)
+    with partial_file(tmp_path / "x.csv") as temp:
+        temp.write_bytes(b"id,profit\n1,2\n3,4\n")
+        path = publish_with_manifest(temp, tmp_path / "x.csv", manifest)
     assert path == tmp_path / "x.csv.manifest.json"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.csv.manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.csv.manifest.json"]
     content = json.loads(path.read_text())
     assert list(content) == [*manifest.describe(), "created_at", "run_id"]
     assert content["created_at"] == "2026-03-01T12:00:00Z"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import xlsxwriter
 from python_calamine import CalamineWorkbook
 from xlsxwriter.worksheet import Worksheet
 
+from record_exports.atomic import scratch_folder_for
 from record_exports.columns import ColumnKind, MoneyMode, OutputColumn, column, resolve_columns
 from record_exports.database import DatabaseTarget
 from record_exports.sinks.base import SinkOptions, SinkReport
@@ -519,9 +521,42 @@ def test_abort_leaves_no_file_and_no_temp_files(out: Path) -> None:
 
     assert not out.exists()
     assert not any(path.exists() for path in temp_files)
+    assert not scratch_folder_for(out).exists()
     assert all(handle.closed for handle in handles)
     with pytest.raises(RuntimeError):
         sink.write(frame(columns, {"id": ["d"]}))
+
+
+def test_temporary_files_go_to_the_scratch_folder_beside_the_file(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every temporary file xlsxwriter makes (each sheet's rows, then the XML parts it
+    zips) is created in `<file>.d/`, never in the system temp folder, and the folder is gone
+    once the workbook is written (the spy only records the real calls' paths)."""
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    created: list[Path] = []
+    real_mkstemp = tempfile.mkstemp
+
+    def recording_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        descriptor, name = real_mkstemp(*args, **kwargs)
+        created.append(Path(name))
+        return descriptor, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", recording_mkstemp)
+    columns = columns_of("id")
+    sink = XlsxSink(out, SinkOptions(columns=columns, rows_per_sheet=2))
+    sink.write(frame(columns, {"id": ["a", "b", "c"]}))
+    assert sorted(p.name for p in scratch_folder_for(out).iterdir()) == sorted(
+        Path(sheet.row_data_filename).name for sheet in sink._sheets
+    )
+    sink.close()
+    assert len(created) > 2  # the two sheets' rows and the parts of the package
+    assert {path.parent for path in created} == {scratch_folder_for(out)}
+    assert not scratch_folder_for(out).exists()
+    assert list(system_temp.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.xlsx", "system-temp"]
 
 
 def test_batch_of_the_wrong_shape_is_refused(out: Path) -> None:

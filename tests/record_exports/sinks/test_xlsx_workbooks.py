@@ -88,7 +88,7 @@ def test_every_part_is_what_xlsxwriter_writes(
 ) -> None:
     options = SinkOptions(columns=columns)
     frame = random_frame(columns, 300, seed)
-    workbooks = SmallWorkbooks(options)
+    workbooks = SmallWorkbooks(options, tmp_path)
     prepared = workbooks.prepare(frame, GROUP, lengths_of(frame))
     expected = single_workbooks(frame, options, tmp_path)
     assert len(prepared) == len(expected) > 20
@@ -104,7 +104,7 @@ def test_every_part_is_what_xlsxwriter_writes(
 def test_read_back_by_openpyxl_and_calamine_like_the_sink(tmp_path: Path) -> None:
     options = SinkOptions(columns=MIXED)
     frame = random_frame(MIXED, 120, 4)
-    workbooks = SmallWorkbooks(options)
+    workbooks = SmallWorkbooks(options, tmp_path)
     prepared = workbooks.prepare(frame, GROUP, lengths_of(frame))
     singles = single_workbooks(frame, options, tmp_path)
     for index, (rows, single) in enumerate(zip(prepared, singles, strict=True)):
@@ -129,7 +129,7 @@ def test_text_is_never_a_formula_and_long_text_is_cut_and_counted(tmp_path: Path
     frame = pl.DataFrame(
         {"item_name": ["=1+1", "x" * 40_000, "@SUM(A1)", "😀" * 20_000], GROUP: [0, 0, 1, 1]}
     )
-    workbooks = SmallWorkbooks(SinkOptions(columns=columns))
+    workbooks = SmallWorkbooks(SinkOptions(columns=columns), tmp_path)
     first, second = workbooks.prepare(frame, GROUP, [2, 2])
     assert (first.truncated_cells, second.truncated_cells) == (1, 1)
     path = tmp_path / "first.xlsx"
@@ -162,7 +162,7 @@ def test_zip_of_deflated_members_reads_back(tmp_path: Path) -> None:
 
 def test_one_column_ranges_are_written_like_xlsxwriter(tmp_path: Path) -> None:
     """xlsxwriter writes a one-cell range as `A1`, not `A1:A1`."""
-    workbooks = SmallWorkbooks(SinkOptions(columns=(column("id"),)))
+    workbooks = SmallWorkbooks(SinkOptions(columns=(column("id"),)), tmp_path)
     header_only = workbooks.workbook(WorkbookRows(memoryview(b""), 0, (8,), 0))
     sheet = zipfile.ZipFile(io.BytesIO(header_only)).read(SHEET_PART)
     assert b'<dimension ref="A1"/>' in sheet and b'<autoFilter ref="A1"/>' in sheet
