@@ -51,6 +51,7 @@ TRANSIENT_SQLSTATES = frozenset(
         "57P01",  # admin_shutdown: pg_terminate_backend, a fast or smart shutdown
         "57P02",  # crash_shutdown: another server process crashed
         "57P03",  # cannot_connect_now: the server is starting up or in recovery
+        "53300",  # too_many_connections: free again when other sessions end
         "40001",  # serialization_failure
         "40P01",  # deadlock_detected
     }
@@ -74,6 +75,8 @@ CONNECTION_LOST_MESSAGES = (
     "connection reset by peer",
     "ssl syscall error: eof detected",
     "lost synchronization with server",
+    "too many connections for",  # 53300 at connect: a role's or database's limit
+    "too many clients already",  # 53300 at connect: the server's max_connections
 )
 _CONNECTION_LOST = re.compile("|".join(re.escape(text) for text in CONNECTION_LOST_MESSAGES))
 

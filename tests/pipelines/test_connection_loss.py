@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +21,7 @@ import dagster as dg
 import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import Engine
 
 from pipelines import retries
@@ -412,6 +414,38 @@ def test_errors_that_are_not_a_lost_connection_are_not_retried(postgres_url: str
     assert not [name for name, error in captured.items() if retries.is_transient(error)], described
     assert retries.sqlstate_of(captured["adbc syntax"]) == "42601"
     assert retries.sqlstate_of(captured["sqlalchemy missing table"]) == "42P01"
+
+
+@pytest.fixture
+def role_without_connections(postgres_server: str) -> Iterator[str]:
+    """A login role whose connection limit is 0: each connect is refused with 53300, the
+    server's answer when it has no connection left to give (superusers are never refused)."""
+    role = f"rx_full_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(libpq_url(ADMIN_URL), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 0").format(sql.Identifier(role))
+        )
+    try:
+        yield role
+    finally:
+        with psycopg.connect(libpq_url(ADMIN_URL), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_server_out_of_connections_is_worth_another_attempt(
+    postgres_url: str, role_without_connections: str
+) -> None:
+    """`too many connections` passes when other sessions end, as a restart does. Refused at
+    connect, the error carries libpq's text but no SQLSTATE on either layer."""
+    as_role = parse_database_url(postgres_url).url.set(username=role_without_connections)
+    url = libpq_url(as_role.render_as_string(hide_password=False))
+    captured = {
+        "psycopg": _capture(lambda: psycopg.connect(url)),
+        "adbc": _capture(lambda: adbc_postgresql.connect(url).close()),
+    }
+    described = {name: f"{type(error).__name__}: {error}" for name, error in captured.items()}
+    assert all("too many connections" in text for text in described.values()), described
+    assert all(retries.is_transient(error) for error in captured.values()), described
 
 
 def test_a_lost_connection_under_a_wrapper_is_still_transient() -> None:
