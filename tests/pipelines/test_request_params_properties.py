@@ -108,3 +108,50 @@ def test_a_row_nested_too_deep_for_python_is_rejected_and_the_rest_are_served(
     assert str(rejected.value) == ("params: nested too deeply to read (more than about 900 levels)")
     assert validate_request(accounts_engine, rows[1].params).format.value == "csv"
     assert deep(2) == [[[]]]
+
+
+ACCEPTED_ROWS = st.fixed_dictionaries(
+    {"format": st.sampled_from(["CSV", "xlsx", "Parquet", "ndjson", "json"])},
+    optional={
+        "account_codes": st.lists(st.sampled_from(["ACC1", "ACC2", "ACC3"]), max_size=2),
+        "statuses": st.lists(st.sampled_from(["successful", "RETURN_CLOSED"]), max_size=2),
+        "sale_date_from": st.sampled_from(["2026-03-01", "2026-06-15", ""]),
+        "money": st.sampled_from(["cents", "DOLLARS"]),
+        "output_name": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,30}", fullmatch=True),
+        "columns": st.sampled_from([[], ["id", "profit_cents"], ["item_name"]]),
+    },
+)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.is_file()} if root.exists() else set()
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=FIXTURES_REUSED)
+@given(ACCEPTED_ROWS)
+def test_a_sample_of_accepted_rows_exports_into_its_own_folder_only(
+    dagster_setup: Setup, raw: dict[str, Any]
+) -> None:
+    """Each row as the daemon would run it: the sensor's run request, executed for real."""
+    engine = dagster_setup.engine
+    request_id = request_store.insert_request(engine, raw, "hypothesis")
+    params = validate_request(engine, served(engine, request_id).params)
+    assert request_store.queue_request(engine, request_id)
+    request = run_request_for(request_id, params)
+    before = files_under(dagster_setup.exports)
+    result = dagster_setup.defs.resolve_job_def("export_records").execute_in_process(
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=dagster_setup.instance,
+        raise_on_error=False,
+    )
+    assert result.success
+    row = request_store.get_request(engine, request_id)
+    assert row is not None and row.status == "succeeded" and row.output_path is not None
+    path = Path(row.output_path)
+    folder = dagster_setup.exports / "requests" / str(request_id)
+    assert path.parent == folder
+    assert files_under(dagster_setup.exports) - before == {
+        path,
+        path.with_name(path.name + ".manifest.json"),
+    }
