@@ -203,12 +203,26 @@ def _sum_frame(frame: pl.LazyFrame, cents: Mapping[str, pl.Expr]) -> Totals:
     return Totals(int(row[ROWS]), {name: int(row[name] or 0) for name in cents})
 
 
-def _json_records(path: Path) -> pl.LazyFrame:
-    """`{"records": [...]}` (compressed or not) as a frame of its records. The document is
-    read whole: JSON exports are meant for small selections."""
+def _decompressed(path: Path) -> bytes:
     with pa.input_stream(str(path), compression="detect") as stream:
-        document = pl.read_json(io.BytesIO(stream.read()))
+        return bytes(stream.read())
+
+
+def _json_records(path: Path) -> pl.LazyFrame | None:
+    """`{"records": [...]}` (compressed or not) as a frame of its records, None when it has
+    none. The document is read whole: JSON exports are meant for small selections."""
+    document = pl.read_json(io.BytesIO(_decompressed(path)))
+    if not document["records"].list.len().sum():
+        return None
     return document.lazy().explode("records").unnest("records")
+
+
+def _ndjson_records(path: Path) -> pl.LazyFrame | None:
+    """The lines of an NDJSON file, None when it has none (Polars cannot read an empty one)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        if not stream.read(1):
+            return None
+    return pl.scan_ndjson(path, infer_schema_length=None)
 
 
 def _excel_totals(path: Path, titles: Mapping[str, str]) -> Totals:
@@ -261,7 +275,10 @@ def file_totals(
         convert = _decimal_cents if dollars else _whole_cents
     else:
         is_json = export_format is ExportFormat.JSON
-        frame = _json_records(path) if is_json else pl.scan_ndjson(path, infer_schema_length=None)
+        records = _json_records(path) if is_json else _ndjson_records(path)
+        if records is None:
+            return Totals(0, dict.fromkeys(shown, 0))
+        frame = records
         convert = _cents_from_number if dollars else _whole_cents
     return _sum_frame(frame, {name: convert(column) for name, column in shown.items()})
 
@@ -321,8 +338,8 @@ def compare_file(
     """Every number of `path` and its manifest that differs from the database's."""
     manifest = _read_manifest(path)
     if manifest is None:
-        # A file without a manifest (interrupted between the two renames) has nothing to
-        # contradict; the file itself must still agree.
+        # Allowed after a crash between the two renames, but not for a file this run has
+        # just finished: something removed or damaged it.
         differences = [Difference(path, "manifest", "present", "missing or unreadable")]
     else:
         size, sha256 = file_digest(path)

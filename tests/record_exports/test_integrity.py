@@ -164,3 +164,28 @@ def test_daily_files_pass_then_a_tampered_one_fails(
     assert [c.path for c in failed] == [victim]
     rows = failed[0].database.rows
     assert f"{victim.name}: rows: database {rows}, file {rows - 1}" in texts(failed[0])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"format": "ndjson", "compression": "gzip"},
+        {"format": "ndjson", "money": "dollars"},
+        {"format": "json", "compression": "zstd"},
+        {"format": "json", "money": "dollars"},
+        {"format": "csv", "money": "dollars"},
+        {"format": "parquet"},
+        {"format": "xlsx"},
+    ],
+    ids=lambda raw: "-".join(f"{k}={v}" for k, v in raw.items()),
+)
+def test_empty_selections_pass(
+    pg_records: DatabaseTarget, pg_engine: Engine, tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    """Found while measuring: Polars cannot read an empty NDJSON file nor an empty
+    `{"records":[]}`, which made every empty NDJSON or JSON request fail its check."""
+    params, path, since = export_and_check(
+        pg_records, pg_engine, tmp_path, sale_date_from="2030-01-01", **raw
+    )
+    found = check(pg_engine, params, path, since)
+    assert found.differences == [] and found.database.rows == 0
