@@ -1,8 +1,9 @@
 """Request load (`python -m bench --only-requests`): 300 pending requests, 20 of them malformed,
 settled by `export_requests_sensor` ticks and the runs they request.
 
-A fresh PostgreSQL database (`<BENCH_DATABASE_URL>_request_load`, dropped and made anew each
-time) gets `RECORDS` seeded records and the 300 rows, filed at once as the web app would.
+A fresh PostgreSQL database (`<BENCH_DATABASE_URL>_request_load`, made anew each time and
+dropped at the end) gets `RECORDS` seeded records and the 300 rows, filed at once as the web
+app would.
 Then, until no row is pending or queued: one tick of the sensor (as the daemon evaluates it),
 then each run it requested, executed in this process on a real (temporary, SQLite-backed)
 Dagster instance, with the request's run key and tags. Runs the daemon launches would each
@@ -97,16 +98,25 @@ class Outcome:
     statuses: Counter[str]
 
 
-def fresh_database() -> DatabaseTarget:
-    base = base_target()
-    name = f"{base.url.database}_request_load"
-    admin = DatabaseTarget(base.url.set(database="postgres")).adbc_uri()
+def _database_name() -> str:
+    return f"{base_target().url.database}_request_load"
+
+
+def _admin(statement: sql.Composable) -> None:
+    admin = DatabaseTarget(base_target().url.set(database="postgres")).adbc_uri()
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return DatabaseTarget(base.url.set(database=name))
+        connection.execute(statement)
+
+
+def drop_database() -> None:
+    name = sql.Identifier(_database_name())
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def fresh_database() -> DatabaseTarget:
+    drop_database()
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_database_name())))
+    return DatabaseTarget(base_target().url.set(database=_database_name()))
 
 
 def file_requests(engine: sa.Engine) -> tuple[list[int], list[int]]:
@@ -226,6 +236,7 @@ def run() -> str:
                 check(instance, engine, valid, malformed)
     finally:
         engine.dispose()
+        drop_database()
     report = (
         f"request load: {REQUESTS} requests ({len(valid)} valid, {len(malformed)} malformed), "
         f"{RECORDS:,} records: settled in {outcome.seconds:.1f} s = "
