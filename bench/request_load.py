@@ -102,7 +102,7 @@ def _database_name() -> str:
     return f"{base_target().url.database}_request_load"
 
 
-def _admin(statement: sql.Composable) -> None:
+def _admin(statement: sql.Composed) -> None:
     admin = DatabaseTarget(base_target().url.set(database="postgres")).adbc_uri()
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(statement)
