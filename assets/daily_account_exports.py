@@ -15,6 +15,7 @@ account-day fails the run at the end, naming the account and day; the other file
 # No `from __future__ import annotations`: Dagster reads the asset's type annotations at runtime.
 
 import datetime as dt
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,10 +24,12 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.integrity import DAILY_CHECK_NAME, check_result, daily_check_spec
 from pipelines.partitions import partition_day
 from pipelines.step_errors import export_step_errors
 from record_exports.daily import DailyExportError, DailySelection, DayOutcome, export_days
 from record_exports.errors import ExportInputError
+from record_exports.integrity import DailyFileToCheck, check_daily_files
 from record_exports.params import ExportFormat, parse_export_params
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
@@ -141,13 +144,14 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
         output_required=False,
         description=__doc__,
         kinds={"csv", "excel"},
+        check_specs=[daily_check_spec(ASSET_NAME)],
     )
     def daily_account_exports(
         context: dg.AssetExecutionContext,
         config: DailyExportsConfig,
         records_database: RecordsDatabase,
         export_storage: ExportStorage,
-    ) -> Iterator[dg.AssetMaterialization]:
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
         days = context.partition_key_range
         with export_step_errors(context, what="daily export"):
             selection = selection_for(partition_day(days.start), partition_day(days.end), config)
@@ -166,6 +170,7 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
                     f"waiting for another export of {day} to finish (one at a time per day)"
                 ),
             )
+            written: list[DailyFileToCheck] = []
             try:
                 for outcome in outcomes:
                     for failure in outcome.failures:
@@ -174,6 +179,18 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
                         yield day_materialization(
                             context.asset_key, outcome, root, selection.formats
                         )
+                    written += [
+                        DailyFileToCheck(f.account_code, f.day, ExportFormat(f.format), f.path)
+                        for f in outcome.files
+                    ]
+                check_key = dg.AssetCheckKey(context.asset_key, DAILY_CHECK_NAME)
+                if check_key in context.selected_asset_check_keys:
+                    started = time.monotonic()
+                    with records_database.engine() as engine:
+                        checks = check_daily_files(
+                            engine, written, selection.first_day, selection.last_day
+                        )
+                    yield check_result(checks, started, context.asset_key)
             except DailyExportError as error:
                 raise dg.Failure(
                     description=str(error),

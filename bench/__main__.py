@@ -6,6 +6,7 @@
     python -m bench --quick              # 200k records, Excel on 50k, no memory curve,
                                          # SQLite on 200k
     python -m bench --only-sqlite        # the SQLite section alone
+    python -m bench --only-requests      # 300 export requests settled (bench/request_load.py)
 
 Each measurement is a separate process, so its peak RSS (from `wait4`) is its own. Times
 are wall-clock seconds; for the engine and the Python references, the time of the export
@@ -37,7 +38,7 @@ import psutil
 import psycopg
 
 from bench import daily as bench_daily
-from bench import reference_sqlite
+from bench import reference_sqlite, request_load
 from bench.database import ensure_seeded, ensure_sqlite_seeded
 from bench.peak import PeakPoller
 from bench.reference_sql import SQL as REFERENCE_SQL
@@ -330,11 +331,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--only-sqlite", action="store_true", help="run the SQLite section alone")
     parser.add_argument(
+        "--only-requests",
+        action="store_true",
+        help="300 export requests (20 malformed) settled by the sensor and their runs",
+    )
+    parser.add_argument(
         "--daily",
         choices=["yes", "no", "only"],
         help="the daily section (default: yes, no on --quick)",
     )
     args = parser.parse_args(argv)
+    if args.only_requests:
+        request_load.run()
+        return
     daily = args.daily or ("no" if args.quick else "yes")
     sqlite_records = (
         args.sqlite if args.sqlite is not None else (200_000 if args.quick else 1_000_000)

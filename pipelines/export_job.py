@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads the op's type annotations at runtime.
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import partial
@@ -15,11 +16,18 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.integrity import request_check_failure, request_check_metadata
 from pipelines.request_store import EXPORT_REQUEST_TAG
 from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
 from record_exports.columns import ALL_COLUMNS
-from record_exports.engine import ExportResult, run_export, unknown_account_codes
+from record_exports.engine import (
+    ExportResult,
+    resolve_account_ids,
+    run_export,
+    unknown_account_codes,
+)
+from record_exports.integrity import check_export, latest_change
 from record_exports.params import (
     FIELD_HELP,
     AccountCheck,
@@ -218,18 +226,46 @@ def export_op(
             with records_database.engine() as engine:
                 request_store.mark_failed(engine, request_id, message, run_id=context.run_id)
 
+    checked: dict[str, dg.MetadataValue] = {}
     with export_step_errors(context, on_give_up=write_failure), records_database.engine() as engine:
         if request_id is not None:
             request_store.mark_running(engine, request_id, context.run_id)
+            since_change = latest_change(engine)
         result = _export(
             context, config, records_database, engine, export_storage, progress_reporter
         )
         if request_id is not None:
+            checked = verify_request_file(context, config, engine, result, since_change)
             request_store.mark_succeeded(
                 engine, request_id, context.run_id, str(result.path), result.row_count
             )
     log_result(context.log, result)
-    context.add_output_metadata(export_metadata(result), output_name=OUTPUT_NAME)
+    context.add_output_metadata({**export_metadata(result), **checked}, output_name=OUTPUT_NAME)
+
+
+def verify_request_file(
+    context: dg.OpExecutionContext,
+    config: ExportConfig,
+    engine: Engine,
+    result: ExportResult,
+    since_change: int,
+) -> dict[str, dg.MetadataValue]:
+    """A request's file against the database (pipelines/integrity.py): its metadata, or a
+    `Failure` with the numbers, which fails the step and the request row."""
+    started = time.monotonic()
+    params = config.export_params()
+    account_ids = resolve_account_ids(engine, params.account_codes)
+    check = check_export(engine, params, account_ids, result.path, since_change)
+    if not check.passed:
+        raise request_check_failure(check)
+    if check.changed:
+        context.log.warning(
+            "integrity check skipped: records of this export changed after it read them "
+            f"({'; '.join(d.text() for d in check.differences[:3])})"
+        )
+    else:
+        context.log.info(f"integrity check passed: {check.database.rows:,} rows and money sums")
+    return request_check_metadata(check, time.monotonic() - started)
 
 
 @dg.job(name=EXPORT_JOB, description="One on-demand export of bookkeeping records.")

@@ -10,6 +10,7 @@ All values travel as bound parameters; request text is data, never SQL.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,26 @@ EXPORT_REQUEST_TAG = "export_request_id"
 PENDING, QUEUED, RUNNING = "pending", "queued", "running"
 SUCCEEDED, FAILED, REJECTED = "succeeded", "failed", "rejected"
 IN_FLIGHT = (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True)
+class UnreadableParams:
+    """A row's params that are JSON to the database but not to Python: nested deeper than
+    Python's JSON decoder goes. The sensor rejects the row, naming `params`."""
+
+    reason: str
+
+
+def decode_params(text: str | None) -> Any:
+    """A row's params, decoded here rather than by the driver: a single row nested a few
+    thousand levels deep (valid jsonb) made the driver's decoder raise `RecursionError` while
+    fetching every pending row, so every tick failed and no request was served again."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return UnreadableParams("nested too deeply to read (more than about 900 levels)")
 
 
 @dataclass(frozen=True)
@@ -64,7 +85,7 @@ def _rows(engine: Engine, query: sa.Select[Any]) -> list[ExportRequest]:
         return [
             ExportRequest(
                 id=int(row.id),
-                params=row.params,
+                params=decode_params(row.params),
                 status=row.status,
                 run_id=row.run_id,
                 output_path=row.output_path,
@@ -79,7 +100,14 @@ def _rows(engine: Engine, query: sa.Select[Any]) -> list[ExportRequest]:
 def _select() -> sa.Select[Any]:
     c = export_requests.c
     return sa.select(
-        c.id, c.params, c.status, c.run_id, c.output_path, c.row_count, c.error, c.updated_at
+        c.id,
+        sa.cast(c.params, sa.Text).label("params"),
+        c.status,
+        c.run_id,
+        c.output_path,
+        c.row_count,
+        c.error,
+        c.updated_at,
     )
 
 

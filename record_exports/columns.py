@@ -176,7 +176,9 @@ def resolve_columns(requested: Sequence[str], include_remarks: bool) -> tuple[Ou
     if unknown:
         valid = ", ".join(ALL_COLUMNS)
         raise ExportInputError(
-            "columns", f"unknown column(s) {', '.join(map(repr, unknown))} (valid names: {valid})"
+            "columns",
+            f"unknown column(s) {', '.join(repr(name[:40]) for name in unknown[:5])}"
+            f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''} (valid names: {valid})",
         )
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

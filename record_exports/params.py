@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,7 @@ from record_exports.columns import (
     resolve_columns,
 )
 from record_exports.errors import ExportInputError, InputProblem
+from record_exports.manifest import MANIFEST_SUFFIX
 from record_exports.schema import STATUSES
 
 MAX_LIST_ITEMS = 1000
@@ -31,6 +33,17 @@ ACCOUNT_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 OUTPUT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,199}$")
 
 _T = TypeVar("_T")
+
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxstring, _PREVIEW.maxother = 2, 60, 60
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = 4
+
+
+def preview(value: Any) -> str:
+    """A short repr of a bad value for an error message. Bounded in size and depth: a request
+    row may hold a huge or deeply nested value, whose full `repr` would be megabytes long or
+    exceed Python's recursion limit (found by tests/record_exports/test_params_properties.py)."""
+    return _PREVIEW.repr(value)
 
 
 class ExportFormat(StrEnum):
@@ -213,7 +226,7 @@ def _flag(raw: Mapping[str, Any], name: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise ExportInputError(name, f"must be true or false, got {value!r:.60}")
+        raise ExportInputError(name, f"must be true or false, got {preview(value)}")
     return value
 
 
@@ -227,7 +240,7 @@ def _text_list(raw: Mapping[str, Any], name: str) -> list[str]:
         raise ExportInputError(name, f"has {len(value)} items, at most {MAX_LIST_ITEMS}")
     for item in value:
         if not isinstance(item, str):
-            raise ExportInputError(name, f"must hold strings only, got {item!r:.60}")
+            raise ExportInputError(name, f"must hold strings only, got {preview(item)}")
         if len(item) > MAX_TEXT_LENGTH:
             raise ExportInputError(name, f"has an item longer than {MAX_TEXT_LENGTH} characters")
     return [item.strip() for item in value]
@@ -240,7 +253,7 @@ def _date(raw: Mapping[str, Any], name: str) -> dt.date | None:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise ExportInputError(name, f"must be a date YYYY-MM-DD, got {value!r:.60}")
+        raise ExportInputError(name, f"must be a date YYYY-MM-DD, got {preview(value)}")
     try:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
@@ -295,6 +308,11 @@ def _output_name(raw: Mapping[str, Any]) -> str | None:
         raise ExportInputError(
             "output_name", f"{value[:60]!r} must be a plain file name: no '/', '\\' or '..'"
         )
+    if value.lower().endswith(MANIFEST_SUFFIX):
+        # `x.csv.manifest.json` as a JSON export would overwrite the manifest of `x.csv`.
+        raise ExportInputError(
+            "output_name", f"{value[:60]!r} must not end in {MANIFEST_SUFFIX} (manifests' names)"
+        )
     if not OUTPUT_NAME_PATTERN.fullmatch(value):
         raise ExportInputError(
             "output_name",
@@ -302,6 +320,12 @@ def _output_name(raw: Mapping[str, Any]) -> str | None:
             "letters, digits, space, '_', '.', '+', '-' (at most 200 characters)",
         )
     return value
+
+
+def field_label(name: str) -> str:
+    """How an error names an unknown field: cut to 40 characters, control characters escaped
+    (a field named by a carriage return must not break the one-line error)."""
+    return repr(name[:40])[1:-1]
 
 
 class _Problems:
@@ -340,7 +364,7 @@ def parse_export_params(
     if unknown:
         names = ", ".join(repr(str(key)[:40]) for key in unknown[:5])
         problems.add(
-            unknown[0] if isinstance(unknown[0], str) else "params",
+            field_label(unknown[0]) if isinstance(unknown[0], str) else "params",
             f"unknown field(s) {names} (valid fields: {', '.join(PARAM_FIELDS)})",
         )
     export_format, format_ok = problems.check(

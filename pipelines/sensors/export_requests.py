@@ -60,6 +60,8 @@ def json_kind(value: Any) -> str:
 def validate_request(engine: Engine, params: Any) -> ExportParams:
     """The export a row asks for, or `ExportInputError` naming every bad field (unknown
     account codes included)."""
+    if isinstance(params, request_store.UnreadableParams):
+        raise ExportInputError("params", params.reason)
     if not isinstance(params, Mapping):
         raise ExportInputError(
             "params",
