@@ -4,7 +4,7 @@
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -27,6 +27,7 @@ from record_exports.engine import (
     run_export,
     unknown_account_codes,
 )
+from record_exports.errors import ExportInputError, InputProblem
 from record_exports.integrity import check_export, latest_change
 from record_exports.params import (
     FIELD_HELP,
@@ -121,6 +122,37 @@ class ExportConfig(dg.Config):
     def export_params(self, unknown_accounts: AccountCheck | None = None) -> ExportParams:
         """The validated export; raises `ExportInputError` naming every bad field."""
         return parse_export_params(self.model_dump(), unknown_accounts)
+
+
+ENV_SOURCED = (
+    "takes its value as written, not {env: ...}: an export option read from an environment "
+    "variable could put that variable's value (a password) into the run's error and log"
+)
+
+
+def _names_a_variable(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return "env" in value
+    if isinstance(value, list):
+        return any(_names_a_variable(item) for item in value)
+    return False
+
+
+def refuse_env_sourced_options(run_config: Mapping[str, Any]) -> None:
+    """Raise `ExportInputError` naming every option of the `export` op given as `{env: VAR}`.
+
+    Dagster lets every text and bool config field come from an environment variable and
+    resolves it before the step starts, so a Launchpad config `sale_date_from: {env:
+    RECORDS_DATABASE_URL}` would reach the parser as the URL, and the parser's error quotes
+    the bad value. The run's own config (`DagsterRun.run_config`) still holds what the user
+    wrote, so the step looks there first. CLI options and request rows cannot name a variable.
+    """
+    options = run_config.get("ops", {}).get("export", {}).get("config") or {}
+    named = [name for name, value in options.items() if _names_a_variable(value)]
+    if named:
+        raise ExportInputError(
+            named[0], ENV_SOURCED, *(InputProblem(name, ENV_SOURCED) for name in named[1:])
+        )
 
 
 def accounts_tag(codes: Sequence[str]) -> str:
@@ -228,6 +260,7 @@ def export_op(
 
     checked: dict[str, dg.MetadataValue] = {}
     with export_step_errors(context, on_give_up=write_failure), records_database.engine() as engine:
+        refuse_env_sourced_options(context.run.run_config)
         if request_id is not None:
             request_store.mark_running(engine, request_id, context.run_id)
             since_change = latest_change(engine)

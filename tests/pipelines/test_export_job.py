@@ -188,6 +188,32 @@ def test_invalid_values_fail_the_run_naming_the_field(
     assert leftovers == []
 
 
+def test_options_naming_an_environment_variable_fail_without_its_value(
+    seeded: Engine,
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`{env: VAR}` is Dagster's way to read any text or bool field from the environment; for
+    an export option it would carry a secret into the parser's error, which quotes values."""
+    secret = "postgresql://app:s3cret@db.internal/records"
+    monkeypatch.setenv("RX_SECRET_FOR_TEST", secret)
+    from_env = {"env": "RX_SECRET_FOR_TEST"}
+    config = {"sale_date_from": from_env, "account_codes": [from_env], "bom": from_env}
+    with dg.instance_for_test() as instance:
+        result = execute(postgres_url, tmp_path, config, instance)
+        logged = [repr(record) for record in instance.all_logs(result.run_id)]
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None
+    assert error.message.startswith("Invalid export config: sale_date_from: takes its value")
+    assert "account_codes: takes its value" in error.message
+    assert "bom: takes its value" in error.message
+    assert [line for line in logged if "s3cret" in line] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_every_bad_field_in_one_failure_without_a_stack_trace(
     seeded: Engine, postgres_url: str, tmp_path: Path
 ) -> None:
