@@ -29,7 +29,18 @@ class OutputTarget:
 
 
 def resolve_output(raw: str) -> OutputTarget:
-    """`--output`'s value as a folder and a file name, or `OutputPathError`."""
+    """`--output`'s value as a folder and a file name, or `OutputPathError`; a path the
+    system refuses to look at (a name too long, a NUL byte) is one too."""
+    try:
+        return _resolve_output(raw)
+    except (OSError, ValueError) as error:
+        if isinstance(error, OutputPathError):
+            raise
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise OutputPathError(f"{OPTION}: not a usable path: {reason}") from None
+
+
+def _resolve_output(raw: str) -> OutputTarget:
     if not raw.strip():
         raise OutputPathError(f"{OPTION}: empty; give a file path or a folder")
     path = Path(raw).expanduser().absolute()

@@ -149,6 +149,20 @@ def test_output_that_is_not_a_regular_file_is_exit_2(
     assert dagster_runs() == []
 
 
+def test_output_too_long_for_the_file_system_is_one_line_exit_2(
+    tmp_path: Path,
+    dagster_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RECORDS_DATABASE_URL", UNREACHABLE)
+    output = str(tmp_path / ("x" * 40_000))
+    code, error = exit_code_and_error(["export", "--output", output], capsys)
+    assert (code, error) == (2, "error: --output: not a usable path: File name too long\n")
+    assert dagster_runs() == []
+    assert [p.name for p in tmp_path.iterdir()] == ["dagster_home"]
+
+
 def test_bad_output_file_name_is_reported_with_the_other_options(
     tmp_path: Path,
     dagster_env: Path,

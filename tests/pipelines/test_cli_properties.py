@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from pipelines.cli import build_parser, export_params, main
+from pipelines.output_target import OutputPathError, resolve_output
 from record_exports.errors import ExportInputError
 from record_exports.seed import seed_records
 from tests.hostile_values import (
@@ -82,13 +83,18 @@ def test_option_values_are_refused_naming_the_option_or_give_safe_params(
     if args is None:
         return
     try:
-        params = export_params(args)
+        output = resolve_output(args.output) if args.output is not None else None
+        params = export_params(args, output)
+    except OutputPathError as error:
+        assert str(error).startswith("--output: ") and "\n" not in str(error), str(error)
+        return
     except ExportInputError as error:
         text = str(error)
         assert "\n" not in text and "\r" not in text, text[:300]
         assert all(f"{problem.field}: " in text for problem in error.problems)
         return
-    folder = args.output.resolve().parent if args.output is not None else Path("/exports")
+    # `--output` is the user's own path, `..` included: the file must land in that folder.
+    folder = output.folder.resolve() if output is not None else Path("/exports")
     check_file_name_stays_inside(folder, params)
     check_values_never_in_sql(params)
 
