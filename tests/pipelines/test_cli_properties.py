@@ -180,7 +180,8 @@ def test_a_sample_of_commands_writes_only_its_file_or_nothing(
     path = Path(stdout.getvalue().split("\t")[0])
     assert written == {path, path.with_name(path.name + ".manifest.json")}
     output = [value for option, value in itertools.pairwise(argv) if option == "--output"]
+    # `--output` ending in `/` names a folder: the default file name goes inside it.
     expected_folder = (
-        (tmp_path / output[-1]).resolve().parent if output else dagster_env / "on-demand"
+        resolve_output(output[-1]).folder.resolve() if output else dagster_env / "on-demand"
     )
     assert path.parent == expected_folder
