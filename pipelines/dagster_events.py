@@ -59,6 +59,17 @@ def step_failure_message(failures: Iterable[dg.DagsterEvent]) -> str | None:
     return None
 
 
+def step_was_interrupted(failures: Iterable[dg.DagsterEvent]) -> bool:
+    """A step failed because its process was told to stop (Ctrl-C, SIGTERM): Dagster raises
+    `DagsterExecutionInterruptedError` in the step's code, and names that class in the
+    failure's `error.cls_name`."""
+    return any(
+        event.step_failure_data.error is not None
+        and event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+        for event in failures
+    )
+
+
 def first_paragraph(text: str) -> str:
     """The lines before the first blank one, joined: an error without its stack trace."""
     lines = []

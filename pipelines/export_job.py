@@ -14,7 +14,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from pipelines import request_store
-from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.pool_slots import records_database_slot
 from pipelines.request_store import EXPORT_REQUEST_TAG
 from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
@@ -185,7 +185,6 @@ def _export(
 @dg.op(
     name="export",
     description="Export the selected records to one file with its manifest.",
-    pool=RECORDS_DATABASE_POOL,
     out={
         OUTPUT_NAME: dg.Out(
             dg.Nothing,
@@ -206,7 +205,8 @@ def export_op(
     the error when the step gives up (transient database errors are retried first). The
     run-status sensors write the same outcome again, which changes nothing; they alone
     cover runs that die before or outside this step. Every write-back and the account
-    lookup use the resource's one engine.
+    lookup use the resource's one engine. The step holds a `records_database` slot while
+    it works (`pipelines/pool_slots.py`), waiting for one when the pool is full.
 
     The output is `Nothing`: its metadata is the export's description, and Dagster's IO
     manager stores no copy of it (a pickled path under the instance folder would read like
@@ -218,7 +218,11 @@ def export_op(
             with records_database.engine() as engine:
                 request_store.mark_failed(engine, request_id, message, run_id=context.run_id)
 
-    with export_step_errors(context, on_give_up=write_failure), records_database.engine() as engine:
+    with (
+        export_step_errors(context, on_give_up=write_failure),
+        records_database_slot(context),
+        records_database.engine() as engine,
+    ):
         if request_id is not None:
             request_store.mark_running(engine, request_id, context.run_id)
         result = _export(
