@@ -26,6 +26,7 @@ from pipelines.dagster_events import (
 )
 from pipelines.definitions import defs
 from pipelines.export_job import EXPORT_JOB, export_run_tags
+from pipelines.interrupts import queries_cancelled_on_interrupt
 from pipelines.location_runs import execute_location_run
 from pipelines.pool_slots import WAITING_MESSAGES
 from pipelines.terminal_progress import progress_bar
@@ -95,6 +96,11 @@ def waiting_lines_on(stream: TextIO) -> Iterator[None]:
 
 
 def run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
+    with queries_cancelled_on_interrupt(RECORDS_DATABASE_URL.value()):
+        return _run_export_job(params, output=output, terminal=terminal)
+
+
+def _run_export_job(params: ExportParams, *, output: Path | None, terminal: bool) -> JobOutcome:
     check_inputs(params)
     with (
         dg.DagsterInstance.get() as instance,

@@ -113,6 +113,17 @@ def records_table_locked(url: str) -> Iterator[None]:
         connection.rollback()
 
 
+def blocked_queries(url: str) -> int:
+    """Sessions of the records database waiting for a lock (the test's table lock)."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def wait_for(
     check: Callable[[], bool],
     what: str,
@@ -270,6 +281,36 @@ def test_a_waiting_export_says_so_sleeps_and_stops_at_once_on_sigterm_and_ctrl_c
     with deployment.instance() as instance:
         assert {run_status(instance, run_id) for run_id in live} == {dg.DagsterRunStatus.SUCCESS}
         assert pool_info(instance).claimed_slots == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_a_running_export_blocked_in_the_database_stops_at_once(
+    deployment: Deployment, sent: signal.Signals
+) -> None:
+    """An export holding its slot, its query blocked by the table lock (in C code, where no
+    Python signal handler runs): SIGTERM or Ctrl-C still stops it while the lock is held (its
+    query is cancelled, pipelines/interrupts.py): exit 1, one line, run failed, slot free,
+    nothing written."""
+    out = deployment.folder / "running"
+    with deployment.instance() as instance, records_table_locked(deployment.url):
+        export, err = deployment.start(
+            "running", "-m", "pipelines.cli", "export", "--output", str(out / "records.csv")
+        )
+        wait_for(
+            lambda: len(holders(instance)) == 1,
+            "the export to hold a slot",
+            detail=deployment.stderr_of_all,
+        )
+        [run_id] = holders(instance)
+        wait_for(lambda: blocked_queries(deployment.url) == 1, "the export's query to block")
+        export.send_signal(sent)
+        assert export.wait(timeout=60) == 1, deployment.stderr_of_all()
+        errors = [x for x in err.read_text().splitlines() if x.startswith("error:")]
+        assert len(errors) == 1 and "interrupted" in errors[0], err.read_text()
+        assert run_status(instance, run_id) == dg.DagsterRunStatus.FAILURE
+        assert pool_info(instance).claimed_slots == []
+        assert files_in(out) == []
 
 
 REQUEST_RUN = """
