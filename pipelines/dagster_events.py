@@ -11,7 +11,9 @@ Celery worker has no step failure, only this).
 What a step raises for bad input (`clean_failure`): `dagster._core.errors.
 DagsterUserCodeProcessError`, which carries a ready-made `SerializableErrorInfo`.
 tests/pipelines/test_dagster_events.py probes each of them against real runs, so a Dagster
-upgrade that changes one fails there, by name.
+upgrade that changes one fails there, by name. An interrupted step's error class name
+(`SerializableErrorInfo.cls_name`, `DagsterExecutionInterruptedError`) is probed by the
+interrupt tests of tests/pipelines/test_pool_slots.py, which signal real CLI exports.
 """
 
 from __future__ import annotations
