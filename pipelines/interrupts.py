@@ -7,8 +7,10 @@ signal would wait with it. So while an export runs, this process's PostgreSQL se
 an application name of their own (libpq's `PGAPPNAME`, read by psycopg and ADBC alike) and a
 watcher thread, woken by Python's signal wakeup fd, cancels their queries
 (`pg_cancel_backend`) when SIGINT or SIGTERM arrives. The call returns, the handler runs, and
-the step stops as it would between batches. A URL that sets `application_name` itself keeps
-it, and then the signal waits for the database call.
+the step stops as it would between batches. Only sessions on the records database are
+cancelled (Dagster's own storage may live on the same server). A URL that sets
+`application_name` itself, or a `PGAPPNAME` already set, is left alone, and then the signal
+waits for the database call.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from record_exports.errors import first_line
 STOP_WATCHING = 0
 CANCEL_OWN_QUERIES = sa.text(
     "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
-    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+    "WHERE application_name = :name AND datname = current_database() "
+    "AND pid <> pg_backend_pid()"
 )
 
 
