@@ -400,10 +400,11 @@ def test_which_holders_are_taken_back(tmp_path: Path) -> None:
     """The reclaim rules on a real instance and real processes: a live process on this
     machine and a fresh heartbeat from another machine keep their slots; a heartbeat older
     than `STALE_AFTER_SECONDS` (a machine lost), a finished run and a pid that ended lose
-    theirs, and only the runs that died with their step are marked failed."""
-    overrides = {"concurrency": {"pools": {"default_limit": 10}}}
+    theirs, a waiter whose process ended loses its place in the queue, and only the runs
+    that died with their step are marked failed."""
+    overrides = {"concurrency": {"pools": {"default_limit": 6}}}
     with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
-        assert pool_slots.ensure_pool_limit(instance) == 10
+        assert pool_slots.ensure_pool_limit(instance) == 6
         storage = instance.event_log_storage
         ended = subprocess.Popen([sys.executable, "-c", "pass"])
         ended.wait()
@@ -429,6 +430,10 @@ def test_which_holders_are_taken_back(tmp_path: Path) -> None:
             assert storage.claim_concurrency_slot(
                 RECORDS_DATABASE_POOL, run_id, "export"
             ).is_claimed
+        runs["waiter_gone"] = started_run(instance)
+        write_heartbeat(instance, runs["waiter_gone"], pid=ended.pid, pid_start="1")
+        claim = storage.claim_concurrency_slot(RECORDS_DATABASE_POOL, runs["waiter_gone"], "export")
+        assert not claim.is_claimed and waiters(instance) == {runs["waiter_gone"]}
         finished = instance.get_run_by_id(runs["finished"])
         assert finished is not None
         instance.report_run_canceled(finished)
@@ -437,8 +442,9 @@ def test_which_holders_are_taken_back(tmp_path: Path) -> None:
         me = (started_run(instance), "export")
         freed = DeadHolders(instance, me, lines.append).reclaim(pool_info(instance))
 
-        assert freed == 4 and len(lines) == 4
+        assert freed == 5 and len(lines) == 5
         assert holders(instance) == {runs["alive"], runs["far_fresh"]}
+        assert waiters(instance) == set()
         status = {name: run_status(instance, run_id) for name, run_id in runs.items()}
         assert status == {
             "alive": dg.DagsterRunStatus.STARTED,
@@ -447,6 +453,7 @@ def test_which_holders_are_taken_back(tmp_path: Path) -> None:
             "finished": dg.DagsterRunStatus.CANCELED,
             "pid_gone": dg.DagsterRunStatus.FAILURE,
             "celery_gone": dg.DagsterRunStatus.STARTED,  # its run's process decides
+            "waiter_gone": dg.DagsterRunStatus.FAILURE,
         }
         assert "sent no heartbeat for" in failure_message(instance, runs["far_stale"])
 
