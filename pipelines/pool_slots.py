@@ -34,6 +34,7 @@ Dagster internals used (probed by tests/pipelines/test_pool_slots.py): the insta
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -137,12 +138,37 @@ def read_heartbeats(
     return found
 
 
+@contextmanager
+def claims_serialized(instance: dg.DagsterInstance) -> Iterator[None]:
+    """Changes to the pool's tables one process of this machine at a time (`flock` on a file
+    in the instance's folder; the kernel frees it if the process dies).
+
+    Dagster's SQLite storage (the CLI's local instance) claims a slot by reading a free slot
+    row and then updating it, with no row lock in between: two exports claiming at once took
+    the same row (both ran, one claim was lost), and two creating the pool at once made 4
+    slots of 2. On PostgreSQL storage Dagster locks the row; the file lock costs nothing."""
+    lock_file = Path(instance.root_directory) / ".records_database_slots.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_pool_limit(instance: dg.DagsterInstance) -> int | None:
     """The pool's limit, created from the instance's `default_limit` when the pool is new
     (as Dagster's own claim does); None when the instance sets no limit."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return None
+    with claims_serialized(instance):
+        return _ensure_pool_limit(instance)
+
+
+def _ensure_pool_limit(instance: dg.DagsterInstance) -> int | None:
+    storage = instance.event_log_storage
     default = storage.get_pool_config().default_pool_limit
     pools = {pool.name: pool for pool in storage.get_pool_limits()}
     pool = pools.get(RECORDS_DATABASE_POOL)
@@ -215,7 +241,8 @@ class DeadHolders:
         reason: str,
     ) -> None:
         run_id, step_key = holder
-        self.instance.event_log_storage.free_concurrency_slot_for_step(run_id, step_key)
+        with claims_serialized(self.instance):
+            self.instance.event_log_storage.free_concurrency_slot_for_step(run_id, step_key)
         self.first_seen.pop(holder, None)
         announce(self.log, f"freed the {RECORDS_DATABASE_POOL} slot of run {run_id[:8]} ({reason})")
         if run is None or run.is_finished or heartbeat is None or not heartbeat.run_process:
@@ -280,7 +307,9 @@ def wait_for_slot(instance: dg.DagsterInstance, me: tuple[str, str], limit: int,
     while True:
         info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
         dead.reclaim(info)
-        if storage.claim_concurrency_slot(RECORDS_DATABASE_POOL, *me).is_claimed:
+        with claims_serialized(instance):
+            claimed = storage.claim_concurrency_slot(RECORDS_DATABASE_POOL, *me).is_claimed
+        if claimed:
             log(HOLDING_LINE)
             return
         info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
@@ -324,4 +353,5 @@ def records_database_slot(
         yield
     finally:
         beater.stop()
-        instance.event_log_storage.free_concurrency_slot_for_step(*me)
+        with claims_serialized(instance):
+            instance.event_log_storage.free_concurrency_slot_for_step(*me)

@@ -458,6 +458,51 @@ def test_which_holders_are_taken_back(tmp_path: Path) -> None:
         assert "sent no heartbeat for" in failure_message(instance, runs["far_stale"])
 
 
+CLAIM_AT_ONCE = """
+import sys, time
+from pathlib import Path
+import dagster as dg
+from pipelines import pool_slots
+home, run_id, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+with dg.DagsterInstance.from_config(home) as instance:
+    while not go.exists():
+        time.sleep(0.001)
+    limit = pool_slots.ensure_pool_limit(instance)
+    pool_slots.wait_for_slot(instance, (run_id, "export"), limit, print)
+"""
+
+
+@pytest.mark.slow
+def test_simultaneous_claims_take_distinct_slots(tmp_path: Path) -> None:
+    """Six processes creating the pool and claiming at the same moment on a SQLite instance
+    (the CLI's local one): 6 slots, each held by one of them. Dagster's SQLite storage,
+    unserialized, gave two claimants the same slot row, and could make extra slots."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 6\n")
+    go = tmp_path / "go"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = [started_run(instance) for _ in range(6)]
+        claimants = [
+            subprocess.Popen(
+                [sys.executable, "-c", CLAIM_AT_ONCE, str(home), run_id, str(go)], cwd=REPO_ROOT
+            )
+            for run_id in runs
+        ]
+        try:
+            time.sleep(8)  # let every claimant load Dagster and wait for the signal
+            go.touch()
+            assert [claimant.wait(timeout=WAIT_SECONDS) for claimant in claimants] == [0] * 6
+        finally:
+            for claimant in claimants:
+                if claimant.poll() is None:
+                    claimant.kill()
+                    claimant.wait()
+        info = pool_info(instance)
+        assert info.slot_count == 6
+        assert sorted(slot.run_id for slot in info.claimed_slots) == sorted(runs)
+
+
 def test_dagster_internals_used_by_pool_slots(tmp_path: Path) -> None:
     """Probe: the storage methods and result fields pipelines/pool_slots.py relies on."""
     overrides = {"concurrency": {"pools": {"default_limit": 1}}}
