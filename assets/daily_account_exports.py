@@ -23,9 +23,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.integrity import DAILY_CHECK_NAME, check_result, daily_check_spec
 from pipelines.partitions import partition_day
+from pipelines.pool_slots import records_database_slot
 from pipelines.step_errors import export_step_errors
 from record_exports.daily import DailyExportError, DailySelection, DayOutcome, export_days
 from record_exports.errors import ExportInputError
@@ -140,7 +140,6 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
         name=ASSET_NAME,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=RECORDS_DATABASE_POOL,
         output_required=False,
         description=__doc__,
         kinds={"csv", "excel"},
@@ -153,7 +152,7 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
         export_storage: ExportStorage,
     ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
         days = context.partition_key_range
-        with export_step_errors(context, what="daily export"):
+        with export_step_errors(context, what="daily export"), records_database_slot(context):
             selection = selection_for(partition_day(days.start), partition_day(days.end), config)
             root = export_storage.daily_root()
             outcomes = export_days(

@@ -6,8 +6,10 @@ Exit codes: 0 done; 2 bad input (nothing written); 1 the export failed (no parti
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -249,11 +251,27 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM stops the CLI as Ctrl-C does (`KeyboardInterrupt`, exit 1) while the block
+    runs. While a run executes, Dagster routes both to its own handler, which stops the
+    export step at once (a step waiting for a pool slot included); this covers the moments
+    around the run. The previous handler is back afterwards (tests call `main` in process)."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_default_settings()
     try:
-        return COMMANDS[args.command](args)
+        with sigterm_as_ctrl_c():
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        _fail("interrupted (Ctrl-C or SIGTERM)", EXIT_FAILED)
     except (DatabaseSettingError, UsageError, OutputPathError) as error:
         _fail(str(error), EXIT_BAD_INPUT)
     except ExportInputError as error:

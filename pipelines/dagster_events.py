@@ -11,7 +11,9 @@ Celery worker has no step failure, only this).
 What a step raises for bad input (`clean_failure`): `dagster._core.errors.
 DagsterUserCodeProcessError`, which carries a ready-made `SerializableErrorInfo`.
 tests/pipelines/test_dagster_events.py probes each of them against real runs, so a Dagster
-upgrade that changes one fails there, by name.
+upgrade that changes one fails there, by name. An interrupted step's error class name
+(`SerializableErrorInfo.cls_name`, `DagsterExecutionInterruptedError`) is probed by the
+interrupt tests of tests/pipelines/test_pool_slots.py, which signal real CLI exports.
 """
 
 from __future__ import annotations
@@ -57,6 +59,17 @@ def step_failure_message(failures: Iterable[dg.DagsterEvent]) -> str | None:
         if error is not None and error.message.strip():
             return first_line(error.message)
     return None
+
+
+def step_was_interrupted(failures: Iterable[dg.DagsterEvent]) -> bool:
+    """A step failed because its process was told to stop (Ctrl-C, SIGTERM): Dagster raises
+    `DagsterExecutionInterruptedError` in the step's code, and names that class in the
+    failure's `error.cls_name`."""
+    return any(
+        event.step_failure_data.error is not None
+        and event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+        for event in failures
+    )
 
 
 def first_paragraph(text: str) -> str:

@@ -13,10 +13,11 @@ may hold a password) is read by the run's own process when it starts, and only t
 variable's name is ever shown in the UI. The same config, as YAML, is what workers are
 started with (deploy/celery.yaml); a test keeps the two equal.
 
-The `records_database` pool still holds across workers: dagster-celery claims a pool
-slot in the run's process (in the instance's database) before it sends a step to the
-broker, and frees it when the step's result comes back, so no more steps than the
-pool's limit are queued or running anywhere, whatever the number of workers.
+The `records_database` pool still holds across workers: an export step claims its slot
+in its own body, on whichever worker runs it, in the instance's database that every worker
+shares (`pipelines/pool_slots.py`), so no more steps than the pool's limit read the records
+database anywhere, whatever the number of workers. A step beyond the limit waits asleep in
+its worker; a worker that died gives its step's slot back (a waiting step takes it).
 """
 
 from __future__ import annotations

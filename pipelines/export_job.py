@@ -15,8 +15,8 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from pipelines import request_store
-from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.integrity import request_check_failure, request_check_metadata
+from pipelines.pool_slots import records_database_slot
 from pipelines.request_store import EXPORT_REQUEST_TAG
 from pipelines.run_metadata import export_metadata, log_result
 from pipelines.step_errors import export_step_errors
@@ -225,7 +225,6 @@ def _export(
 @dg.op(
     name="export",
     description="Export the selected records to one file with its manifest.",
-    pool=RECORDS_DATABASE_POOL,
     out={
         OUTPUT_NAME: dg.Out(
             dg.Nothing,
@@ -246,7 +245,8 @@ def export_op(
     the error when the step gives up (transient database errors are retried first). The
     run-status sensors write the same outcome again, which changes nothing; they alone
     cover runs that die before or outside this step. Every write-back and the account
-    lookup use the resource's one engine.
+    lookup use the resource's one engine. The step holds a `records_database` slot while
+    it works (`pipelines/pool_slots.py`), waiting for one when the pool is full.
 
     The output is `Nothing`: its metadata is the export's description, and Dagster's IO
     manager stores no copy of it (a pickled path under the instance folder would read like
@@ -259,19 +259,20 @@ def export_op(
                 request_store.mark_failed(engine, request_id, message, run_id=context.run_id)
 
     checked: dict[str, dg.MetadataValue] = {}
-    with export_step_errors(context, on_give_up=write_failure), records_database.engine() as engine:
+    with export_step_errors(context, on_give_up=write_failure):
         refuse_env_sourced_options(context.run.run_config)
-        if request_id is not None:
-            request_store.mark_running(engine, request_id, context.run_id)
-            since_change = latest_change(engine)
-        result = _export(
-            context, config, records_database, engine, export_storage, progress_reporter
-        )
-        if request_id is not None:
-            checked = verify_request_file(context, config, engine, result, since_change)
-            request_store.mark_succeeded(
-                engine, request_id, context.run_id, str(result.path), result.row_count
+        with records_database_slot(context), records_database.engine() as engine:
+            if request_id is not None:
+                request_store.mark_running(engine, request_id, context.run_id)
+                since_change = latest_change(engine)
+            result = _export(
+                context, config, records_database, engine, export_storage, progress_reporter
             )
+            if request_id is not None:
+                checked = verify_request_file(context, config, engine, result, since_change)
+                request_store.mark_succeeded(
+                    engine, request_id, context.run_id, str(result.path), result.row_count
+                )
     log_result(context.log, result)
     context.add_output_metadata({**export_metadata(result), **checked}, output_name=OUTPUT_NAME)
 

@@ -8,17 +8,27 @@ costs what the engine does plus Dagster's fixed cost of recording a run.
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import dagster as dg
 
-from pipelines.dagster_events import output_metadata, step_failure_message, step_failures
+from pipelines.dagster_events import (
+    output_metadata,
+    step_failure_message,
+    step_failures,
+    step_was_interrupted,
+)
 from pipelines.definitions import defs
 from pipelines.export_job import EXPORT_JOB, export_run_tags
+from pipelines.interrupts import queries_cancelled_on_interrupt
 from pipelines.location_runs import execute_location_run
 from pipelines.output_target import OutputTarget
+from pipelines.pool_slots import WAITING_MESSAGES
 from pipelines.terminal_progress import progress_bar
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
@@ -67,11 +77,40 @@ def run_config_for(params: ExportParams, output: OutputTarget | None) -> dict[st
     return config
 
 
+@contextmanager
+def waiting_lines_on(stream: TextIO) -> Iterator[None]:
+    """Print "waiting for a records_database slot: ..." on `stream` (a terminal or not) while
+    the block runs: an export held behind busy slots says so instead of looking hung."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    propagate, level = WAITING_MESSAGES.propagate, WAITING_MESSAGES.level
+    WAITING_MESSAGES.addHandler(handler)
+    WAITING_MESSAGES.propagate = False
+    WAITING_MESSAGES.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        WAITING_MESSAGES.removeHandler(handler)
+        WAITING_MESSAGES.propagate = propagate
+        WAITING_MESSAGES.setLevel(level)
+
+
 def run_export_job(
     params: ExportParams, *, output: OutputTarget | None, terminal: bool
 ) -> JobOutcome:
+    with queries_cancelled_on_interrupt(RECORDS_DATABASE_URL.value()):
+        return _run_export_job(params, output=output, terminal=terminal)
+
+
+def _run_export_job(
+    params: ExportParams, *, output: OutputTarget | None, terminal: bool
+) -> JobOutcome:
     check_inputs(params)
-    with dg.DagsterInstance.get() as instance, progress_bar(sys.stderr, enabled=terminal):
+    with (
+        dg.DagsterInstance.get() as instance,
+        waiting_lines_on(sys.stderr),
+        progress_bar(sys.stderr, enabled=terminal),
+    ):
         run = execute_location_run(
             instance,
             defs,
@@ -81,6 +120,13 @@ def run_export_job(
         )
         metadata = output_metadata(instance, run.run_id)
         failures = step_failures(instance, run.run_id)
+    if run.status is not dg.DagsterRunStatus.SUCCESS and step_was_interrupted(failures):
+        return JobOutcome(
+            False,
+            run.run_id,
+            error=f"interrupted (Ctrl-C or SIGTERM); run {run.run_id} is marked failed, its "
+            "records_database slot is free, and no file was written",
+        )
     if run.status is not dg.DagsterRunStatus.SUCCESS:
         error = step_failure_message(failures)
         return JobOutcome(

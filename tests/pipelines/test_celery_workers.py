@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines import request_store
 from pipelines.concurrency import RECORDS_DATABASE_POOL
+from pipelines.pool_slots import HOLDING_LINE
 from record_exports.database import create_engine_for, parse_database_url
 from record_exports.schema import create_schema
 from record_exports.seed import seed_records
@@ -45,19 +46,17 @@ ACCOUNTS = 4
 FINISHED = {"succeeded", "failed", "rejected"}
 REQUEST_SECONDS = 240
 WORKER_KEY = "Celery worker"
+WAITING_LINE = "waiting for a records_database slot:"
 
 
 def instance_yaml_for_tests() -> str:
-    """deploy/dagster.yaml, changed twice. Run monitoring polls every 5 s instead of 60 s
+    """deploy/dagster.yaml, changed once: run monitoring polls every 5 s instead of 60 s
     and frees a finished run's slots after 5 s instead of 30 s, so a slot left by a dead
-    step is freed within seconds. And the run queue may
-    launch 3 runs beyond the free `records_database` slots (it launches none by default):
-    their steps then wait in the Celery executor for a slot, which is the guard this
-    module proves holds across workers."""
+    step is freed within seconds even when no export waits for it (a waiting one takes it
+    back at once, pipelines/pool_slots.py)."""
     config = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "dagster.yaml").read_text())
     config["run_monitoring"]["poll_interval_seconds"] = 5
     config["run_monitoring"]["free_slots_after_run_end_seconds"] = 5
-    config["concurrency"]["pools"]["op_granularity_run_buffer"] = 3
     return yaml.safe_dump(config)
 
 
@@ -266,6 +265,24 @@ def pause_export_table(records_url: str) -> psycopg.Connection:
     return connection
 
 
+def slot_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[float, float]]:
+    """(claimed, ended) of each step execution of a run that held a `records_database`
+    slot: from the step's "holding a records_database slot" line to its outcome."""
+    intervals, claimed = [], None
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None and entry.user_message == HOLDING_LINE:
+            claimed = entry.timestamp
+        elif event is not None and event.event_type in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        ):
+            assert claimed is not None
+            intervals.append((claimed, entry.timestamp))
+            claimed = None
+    return intervals
+
+
 def test_pool_limit_holds_across_workers(
     deployment: CeleryDeployment,
     workers: list[Service],
@@ -273,32 +290,31 @@ def test_pool_limit_holds_across_workers(
     records_url: str,
     instance: dg.DagsterInstance,
 ) -> None:
-    """With the `records_database` pool at 1 slot and its step paused, two more runs are
-    in progress and a worker is idle, yet neither run sends its step to the broker: the
-    run claims the slot first. Once the slot is free the steps run one after another."""
+    """With the `records_database` pool at 1 slot and its holder paused, two more requests'
+    steps wait: one in the other worker, asleep in its step and saying so in its run log, the
+    last in the broker (both workers are busy). The limit lives in the instance's database,
+    so no worker gets past it. Once the slot is free the steps hold it one after another."""
     instance.event_log_storage.set_concurrency_slots(RECORDS_DATABASE_POOL, 1)
     try:
         lock = pause_export_table(records_url)
         try:
             ids = file_requests(records_engine, [{"format": "csv"}] * 3)
 
-            def all_started_one_in_a_worker() -> bool:
-                runs = [run_of(instance, i) for i in ids]
-                if any(r is None or r.status != dg.DagsterRunStatus.STARTED for r in runs):
-                    return False
-                return sum(bool(step_workers(instance, r.run_id)) for r in runs if r) == 1
+            def waiting(run: dg.DagsterRun) -> bool:
+                messages = [e.message for e in instance.all_logs(run.run_id)]
+                return any(m.startswith(WAITING_LINE) for m in messages)
 
-            wait_for(all_started_one_in_a_worker, REQUEST_SECONDS, "3 runs, 1 step in a worker")
-            time.sleep(3)  # room for a wrongly sent step to show up
+            def one_holds_one_waits_in_a_worker() -> bool:
+                runs = [r for r in (run_of(instance, i) for i in ids) if r is not None]
+                in_workers = [r for r in runs if step_workers(instance, r.run_id)]
+                return len(in_workers) == 2 and sum(waiting(r) for r in in_workers) == 1
+
+            wait_for(one_holds_one_waits_in_a_worker, REQUEST_SECONDS, "1 holding, 1 waiting")
+            time.sleep(3)  # room for a wrongly claimed slot to show up
             runs = [r for r in (run_of(instance, i) for i in ids) if r is not None]
-            waiting = [r.run_id for r in runs if not step_workers(instance, r.run_id)]
-            assert len(waiting) == 2
-            for run_id in waiting:
-                messages = [e.message for e in instance.all_logs(run_id)]
-                assert not any("Submitting celery task" in m for m in messages), messages
-            pending = instance.event_log_storage.get_concurrency_info(RECORDS_DATABASE_POOL)
-            assert len(pending.claimed_slots) == 1
-            assert {step.run_id for step in pending.pending_steps} >= set(waiting)
+            info = instance.event_log_storage.get_concurrency_info(RECORDS_DATABASE_POOL)
+            assert len(info.claimed_slots) == 1
+            assert sum(bool(step_workers(instance, r.run_id)) for r in runs) == 2
             lock.commit()
         finally:
             lock.close()
@@ -308,13 +324,13 @@ def test_pool_limit_holds_across_workers(
         instance.event_log_storage.delete_concurrency_limit(RECORDS_DATABASE_POOL)
 
     assert {rows[i].status for i in ids} == {"succeeded"}
-    steps = []
+    holding = []
     for request_id in ids:
         run = finished_run(instance, rows[request_id].run_id or "")
         assert run.status == dg.DagsterRunStatus.SUCCESS
-        steps.extend(step_intervals(instance, run.run_id))
-    assert len(steps) == 3
-    assert most_at_once(steps) == 1, timeline(instance, [r.run_id for r in runs])
+        holding.extend(slot_intervals(instance, run.run_id))
+    assert len(holding) == 3
+    assert most_at_once(holding) == 1, timeline(instance, [r.run_id for r in runs])
     info = instance.event_log_storage.get_concurrency_info(RECORDS_DATABASE_POOL)
     assert info.claimed_slots == []
 

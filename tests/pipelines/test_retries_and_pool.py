@@ -1,10 +1,13 @@
 """Transient database errors are retried with backoff; export steps share one pool, and
-the shipped limit of 2 holds a third export step until a slot is free."""
+the shipped limit of 2 holds a third export step (in its body) until a slot is free."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +15,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from pipelines import retries
+from pipelines import pool_slots, retries
 from pipelines.concurrency import RECORDS_DATABASE_POOL
 from pipelines.definitions import build_definitions
+from pipelines.export_job import EXPORT_JOB
 from pipelines.local_instance import DEPLOY_INSTANCE_FILE, local_instance_yaml
 from pipelines.location_runs import execute_location_run
+from pipelines.pool_slots import Heartbeat, heartbeat_key
 from record_exports.seed import seed_records
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
@@ -71,12 +76,14 @@ def test_transient_errors_are_recognised_through_causes() -> None:
     assert [retries.backoff_seconds(n) for n in range(3)] == [2.0, 4.0, 8.0]
 
 
-def test_export_steps_share_the_records_database_pool() -> None:
+def test_export_steps_claim_their_slot_themselves() -> None:
+    """No Dagster `pool=` on the export steps: Dagster's executor would claim the slot
+    outside the step, where a killed run keeps it for ever (pipelines/pool_slots.py). The
+    steps claim it in their body; the test below shows that they wait."""
     defs = build_definitions(timezone="UTC")
     op = defs.resolve_job_def("export_records").graph.node_named("export").definition
-    assert isinstance(op, dg.OpDefinition) and op.pool == RECORDS_DATABASE_POOL
-    asset = defs.resolve_assets_def("daily_account_exports")
-    assert asset.op.pool == RECORDS_DATABASE_POOL
+    assert isinstance(op, dg.OpDefinition) and op.pool is None
+    assert defs.resolve_assets_def("daily_account_exports").op.pool is None
 
 
 def _shipped_pools(source: str) -> dict[str, object]:
@@ -86,16 +93,43 @@ def _shipped_pools(source: str) -> dict[str, object]:
     return pools
 
 
+def _live_holder(instance: dg.DagsterInstance) -> str:
+    """A STARTED run holding a slot, with the heartbeat of a live process (this one)."""
+    run = instance.add_run(
+        dg.DagsterRun(
+            job_name=EXPORT_JOB, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
+        )
+    )
+    beat = Heartbeat(
+        run_id=run.run_id,
+        step_key="export",
+        host=pool_slots.THIS_HOST,
+        pid=os.getpid(),
+        pid_start=pool_slots.process_start(os.getpid()),
+        run_process=True,
+        beat=time.time(),
+    )
+    instance.run_storage.set_cursor_values({heartbeat_key(run.run_id, "export"): beat.to_json()})
+    storage = instance.event_log_storage
+    assert storage.claim_concurrency_slot(RECORDS_DATABASE_POOL, run.run_id, "export").is_claimed
+    return run.run_id
+
+
 @pytest.mark.parametrize(
     ("source", "launch"),
-    [("cli", "location_run"), ("cli", "execute_in_process"), ("deploy", "execute_in_process")],
+    [
+        ("cli", "location_run"),
+        ("cli", "execute_in_process"),
+        ("deploy", "execute_in_process"),
+        ("deploy", "daily"),
+    ],
 )
 def test_an_export_waits_while_the_pool_is_full(
     pg_engine: sa.engine.Engine, postgres_url: str, tmp_path: Path, source: str, launch: str
 ) -> None:
-    """With the shipped limit of 2 and both slots held by other runs' export steps, a third
-    export step waits; it runs as soon as one slot is freed. `location_run` is how the CLI
-    runs an export (pipelines/location_runs.py)."""
+    """With the shipped limit of 2 and both slots held by other live runs, a third export
+    step waits; it runs as soon as one slot is freed. `location_run` is how the CLI runs an
+    export (pipelines/location_runs.py); `daily` is a day of the daily asset."""
     seed_records(pg_engine, 300, 2, seed=4)
     pools = _shipped_pools(source)
     assert pools == {"default_limit": 2}
@@ -104,12 +138,8 @@ def test_an_export_waits_while_the_pool_is_full(
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
         storage = instance.event_log_storage
-        assert storage.supports_global_concurrency_limits
-        storage.initialize_concurrency_limit_to_default(RECORDS_DATABASE_POOL)
-        for holder in ("other-run-1", "other-run-2"):
-            assert storage.claim_concurrency_slot(
-                RECORDS_DATABASE_POOL, holder, "export"
-            ).is_claimed
+        assert pool_slots.ensure_pool_limit(instance) == 2
+        holders = [_live_holder(instance), _live_holder(instance)]
 
         defs = build_definitions(
             {
@@ -117,15 +147,22 @@ def test_an_export_waits_while_the_pool_is_full(
                 "export_storage": ExportStorage(root=str(tmp_path / "exports")),
             },
             timezone="UTC",
+            first_day=dt.date(2020, 1, 1),
         )
-        job = defs.resolve_job_def("export_records")
         results: list[bool] = []
 
         def export() -> None:
             if launch == "location_run":
-                run = execute_location_run(instance, defs, "export_records", {}, {})
+                run = execute_location_run(instance, defs, EXPORT_JOB, {}, {})
                 results.append(run.status is dg.DagsterRunStatus.SUCCESS)
+            elif launch == "daily":
+                daily = defs.resolve_job_def("daily_account_exports_job")
+                day = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+                results.append(
+                    daily.execute_in_process(instance=instance, partition_key=day).success
+                )
             else:
+                job = defs.resolve_job_def(EXPORT_JOB)
                 results.append(job.execute_in_process(instance=instance).success)
 
         runner = threading.Thread(target=export, daemon=True)
@@ -135,15 +172,16 @@ def test_an_export_waits_while_the_pool_is_full(
         while not storage.get_concurrency_info(RECORDS_DATABASE_POOL).pending_step_count:
             assert time.monotonic() < deadline, "the export step never asked for a slot"
             time.sleep(0.1)
-        time.sleep(1.5)  # longer than the first retry interval of a blocked claim
+        time.sleep(3 * pool_slots.POLL_SECONDS)  # a few polls of the waiting step
         info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
-        assert info.active_run_ids == {"other-run-1", "other-run-2"}
+        assert info.active_run_ids == set(holders)
         assert runner.is_alive() and not results
-        assert not list((tmp_path / "exports").rglob("*.csv"))
+        assert not [path for path in (tmp_path / "exports").rglob("*") if path.is_file()]
 
-        storage.free_concurrency_slots_for_run("other-run-1")
+        storage.free_concurrency_slot_for_step(holders[0], "export")
         runner.join(timeout=60)
         assert not runner.is_alive() and results == [True]
-        assert len(list((tmp_path / "exports").rglob("*.csv"))) == 1
+        if launch != "daily":
+            assert len(list((tmp_path / "exports").rglob("*.csv"))) == 1
         info = storage.get_concurrency_info(RECORDS_DATABASE_POOL)
-        assert info.active_run_ids == {"other-run-2"}
+        assert info.active_run_ids == {holders[1]}
