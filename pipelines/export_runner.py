@@ -29,7 +29,7 @@ from pipelines.interrupts import queries_cancelled_on_interrupt
 from pipelines.location_runs import execute_location_run
 from pipelines.output_target import OutputTarget
 from pipelines.pool_slots import WAITING_MESSAGES
-from pipelines.terminal_progress import progress_bar
+from pipelines.terminal_progress import only_handler, progress_bar
 from record_exports.database import connect_checked, require_records_schema
 from record_exports.engine import resolve_account_ids
 from record_exports.params import ExportParams
@@ -83,16 +83,8 @@ def waiting_lines_on(stream: TextIO) -> Iterator[None]:
     the block runs: an export held behind busy slots says so instead of looking hung."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    propagate, level = WAITING_MESSAGES.propagate, WAITING_MESSAGES.level
-    WAITING_MESSAGES.addHandler(handler)
-    WAITING_MESSAGES.propagate = False
-    WAITING_MESSAGES.setLevel(logging.INFO)
-    try:
+    with only_handler(WAITING_MESSAGES, handler):
         yield
-    finally:
-        WAITING_MESSAGES.removeHandler(handler)
-        WAITING_MESSAGES.propagate = propagate
-        WAITING_MESSAGES.setLevel(level)
 
 
 def run_export_job(

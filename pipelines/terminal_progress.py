@@ -27,6 +27,22 @@ class ProgressBar(logging.Handler):
 
 
 @contextmanager
+def only_handler(logger: logging.Logger, handler: logging.Handler) -> Iterator[None]:
+    """`logger`'s INFO records go to `handler` alone (not up to the root logger's) while the
+    block runs; the logger is as it was afterwards."""
+    propagate, level = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        logger.setLevel(level)
+
+
+@contextmanager
 def progress_bar(stream: TextIO, enabled: bool) -> Iterator[None]:
     """Show the progress of exports run in this process on `stream` (a terminal) while the
     block runs, then end the bar's line. Does nothing when not `enabled`."""
@@ -34,16 +50,10 @@ def progress_bar(stream: TextIO, enabled: bool) -> Iterator[None]:
         yield
         return
     bar = ProgressBar(stream)
-    propagate, level = LIVE_PROGRESS.propagate, LIVE_PROGRESS.level
-    LIVE_PROGRESS.addHandler(bar)
-    LIVE_PROGRESS.propagate = False
-    LIVE_PROGRESS.setLevel(logging.INFO)
     try:
-        yield
+        with only_handler(LIVE_PROGRESS, bar):
+            yield
     finally:
-        LIVE_PROGRESS.removeHandler(bar)
-        LIVE_PROGRESS.propagate = propagate
-        LIVE_PROGRESS.setLevel(level)
         if bar.drawn:
             stream.write("\n")
             stream.flush()
