@@ -29,7 +29,7 @@ from pipelines.pool_slots import records_database_slot
 from pipelines.step_errors import export_step_errors
 from record_exports.daily import DailyExportError, DailySelection, DayOutcome, export_days
 from record_exports.errors import ExportInputError
-from record_exports.integrity import DailyFileToCheck, check_daily_files
+from record_exports.integrity import DailyCheckSummary, DailyFileToCheck, iter_daily_checks
 from record_exports.params import ExportFormat, parse_export_params
 from resources.export_storage import ExportStorage
 from resources.records_database import RecordsDatabase
@@ -87,6 +87,13 @@ def day_table(outcome: DayOutcome, formats: Sequence[ExportFormat]) -> dg.TableM
     ]
     records = [dg.TableRecord(row) for _, row in sorted(by_account.items())[:TABLE_ROWS]]
     return dg.MetadataValue.table(records, dg.TableSchema(columns))
+
+
+def files_to_check(outcome: DayOutcome) -> list[DailyFileToCheck]:
+    return [
+        DailyFileToCheck(f.account_code, f.day, ExportFormat(f.format), f.path)
+        for f in outcome.files
+    ]
 
 
 def day_materialization(
@@ -178,18 +185,16 @@ def _daily_account_exports(partitions_def: dg.DailyPartitionsDefinition) -> dg.A
                         yield day_materialization(
                             context.asset_key, outcome, root, selection.formats
                         )
-                    written += [
-                        DailyFileToCheck(f.account_code, f.day, ExportFormat(f.format), f.path)
-                        for f in outcome.files
-                    ]
+                    written += files_to_check(outcome)
                 check_key = dg.AssetCheckKey(context.asset_key, DAILY_CHECK_NAME)
                 if check_key in context.selected_asset_check_keys:
                     started = time.monotonic()
                     with records_database.engine() as engine:
-                        checks = check_daily_files(
+                        checks = iter_daily_checks(
                             engine, written, selection.first_day, selection.last_day
                         )
-                    yield check_result(checks, started, context.asset_key)
+                        summary = DailyCheckSummary.of(checks)
+                    yield check_result(summary, started, context.asset_key)
             except DailyExportError as error:
                 raise dg.Failure(
                     description=str(error),

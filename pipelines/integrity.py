@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from record_exports.integrity import FileCheck
+from record_exports.integrity import DailyCheckSummary, FileCheck
 
 DAILY_CHECK_NAME = "files_match_database"
 SHOWN_DIFFERENCES = 50
@@ -36,9 +36,9 @@ def daily_check_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-def differences_table(checks: Sequence[FileCheck]) -> dg.MarkdownMetadataValue:
+def differences_table(failed: Sequence[FileCheck]) -> dg.MarkdownMetadataValue:
     lines = ["| file | what | database | manifest | file read back |", "|---|---|---|---|---|"]
-    shown = [d for check in checks if not check.passed for d in check.differences]
+    shown = [d for check in failed for d in check.differences]
     for difference in shown[:SHOWN_DIFFERENCES]:
         values = (difference.database, difference.manifest, difference.file)
         cells = ["" if value is None else str(value) for value in values]
@@ -48,25 +48,23 @@ def differences_table(checks: Sequence[FileCheck]) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def failure_summary(checks: Sequence[FileCheck], limit: int = 3) -> str:
+def failure_summary(failed: Sequence[FileCheck], checked: int, limit: int = 3) -> str:
     """`2 of 40 files differ from the database: ACC1_2026-03-01.csv: rows: database 6, file 5;
     ...`: one line, the first few differences."""
-    failed = [check for check in checks if not check.passed]
     shown = "; ".join(d.text() for check in failed for d in check.differences[:2])
-    return f"{len(failed)} of {len(checks)} files differ from the database: " + "; ".join(
+    return f"{len(failed)} of {checked} files differ from the database: " + "; ".join(
         shown.split("; ")[:limit]
     )
 
 
 def check_result(
-    checks: Sequence[FileCheck], started: float, asset_key: dg.AssetKey
+    summary: DailyCheckSummary, started: float, asset_key: dg.AssetKey
 ) -> dg.AssetCheckResult:
-    failed = [check for check in checks if not check.passed]
-    changed = [check for check in checks if check.changed]
+    failed, changed = summary.failed, summary.changed
     description = (
-        failure_summary(checks)
+        failure_summary(failed, summary.checked)
         if failed
-        else f"all {len(checks)} files agree with the database"
+        else f"all {summary.checked} files agree with the database"
         + (f" ({len(changed)} changed since, re-export pending)" if changed else "")
     )
     return dg.AssetCheckResult(
@@ -75,14 +73,12 @@ def check_result(
         passed=not failed,
         description=description,
         metadata={
-            "files_checked": dg.MetadataValue.int(len(checks)),
+            "files_checked": dg.MetadataValue.int(summary.checked),
             "files_failed": dg.MetadataValue.int(len(failed)),
             "files_changed_since": dg.MetadataValue.int(len(changed)),
-            "rows_in_database": dg.MetadataValue.int(
-                sum(check.database.rows for check in checks if not check.changed)
-            ),
+            "rows_in_database": dg.MetadataValue.int(summary.rows_in_database),
             "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
-            "differences": differences_table(checks),
+            "differences": differences_table(failed),
         },
     )
 
@@ -101,6 +97,6 @@ def request_check_failure(check: FileCheck) -> dg.Failure:
     """The step's failure for a request file that differs; its first line has the numbers
     (what the request row's `error` shows)."""
     return dg.Failure(
-        description=f"integrity check failed: {failure_summary([check], limit=4)}",
+        description=f"integrity check failed: {failure_summary([check], 1, limit=4)}",
         metadata={"differences": differences_table([check])},
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -409,18 +409,59 @@ class DailyFileToCheck:
     path: Path
 
 
-def check_daily_files(
+def _check_daily_file(
+    file: DailyFileToCheck,
+    database: Mapping[AccountDayKey, Totals],
+    pending: set[AccountDayKey],
+    columns: Sequence[OutputColumn],
+) -> FileCheck:
+    key = (file.account_code, file.day)
+    expected = database.get(key, Totals(0, {}))
+    params = ExportParams(format=file.format)
+    differences = compare_file(file.path, expected, file.format, columns, params.money_in_file)
+    return FileCheck(file.path, expected, differences, key in pending)
+
+
+def iter_daily_checks(
     engine: Engine, files: Iterable[DailyFileToCheck], first: dt.date, last: dt.date
-) -> list[FileCheck]:
-    """The check of daily files of days `first`..`last`: one GROUP BY for all of them."""
+) -> Iterator[FileCheck]:
+    """The check of daily files of days `first`..`last`, file by file: one GROUP BY for all
+    of them, then each file read back."""
     columns = ExportParams().columns
     database = database_totals_by_account_day(engine, first, last, money_columns(columns))
     pending = pending_account_days(engine, first, last)
-    checks = []
     for file in files:
-        key = (file.account_code, file.day)
-        expected = database.get(key, Totals(0, {}))
-        params = ExportParams(format=file.format)
-        differences = compare_file(file.path, expected, file.format, columns, params.money_in_file)
-        checks.append(FileCheck(file.path, expected, differences, key in pending))
-    return checks
+        yield _check_daily_file(file, database, pending, columns)
+
+
+def check_daily_files(
+    engine: Engine, files: Iterable[DailyFileToCheck], first: dt.date, last: dt.date
+) -> list[FileCheck]:
+    return list(iter_daily_checks(engine, files, first, last))
+
+
+@dataclass
+class DailyCheckSummary:
+    """What a run's check reports: counts, and the files that differ or changed since (only
+    those are kept, so a year of files costs no memory)."""
+
+    checked: int = 0
+    rows_in_database: int = 0
+    failed: list[FileCheck] = field(default_factory=list)
+    changed: list[FileCheck] = field(default_factory=list)
+
+    def add(self, check: FileCheck) -> None:
+        self.checked += 1
+        if check.changed:
+            self.changed.append(check)
+        else:
+            self.rows_in_database += check.database.rows
+        if not check.passed:
+            self.failed.append(check)
+
+    @classmethod
+    def of(cls, checks: Iterable[FileCheck]) -> DailyCheckSummary:
+        summary = cls()
+        for check in checks:
+            summary.add(check)
+        return summary
