@@ -17,7 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,22 +425,76 @@ def _check_daily_file(
     return FileCheck(file.path, expected, differences, key in pending)
 
 
+PARALLEL_FROM_FILES = 2_000
+"""Fewer files are checked in the run's process: starting helper processes costs about a
+second, the read-back of 2,000 files about 3."""
+
+
+def check_processes(files: int) -> int:
+    """How many processes read a run's files back: one per core from `PARALLEL_FROM_FILES`
+    files on. One in a daemonic process (a Celery worker's child), which may not have any."""
+    if files < PARALLEL_FROM_FILES or multiprocessing.current_process().daemon:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _check_daily_batch(
+    files: Sequence[DailyFileToCheck],
+    database: Mapping[AccountDayKey, Totals],
+    pending: set[AccountDayKey],
+    columns: Sequence[OutputColumn],
+) -> list[FileCheck]:
+    return [_check_daily_file(file, database, pending, columns) for file in files]
+
+
 def iter_daily_checks(
-    engine: Engine, files: Iterable[DailyFileToCheck], first: dt.date, last: dt.date
+    engine: Engine,
+    files: Sequence[DailyFileToCheck],
+    first: dt.date,
+    last: dt.date,
+    processes: int | None = None,
 ) -> Iterator[FileCheck]:
-    """The check of daily files of days `first`..`last`, file by file: one GROUP BY for all
-    of them, then each file read back."""
+    """The check of daily files of days `first`..`last`, file by file, in order: one GROUP BY
+    for all of them, then each file read back, by `processes` processes (default
+    `check_processes`). A year's backfill writes 14,600 files: read back in the run's process
+    alone they took 24.6 s against the export's 32.8 s, while the export leaves a core idle
+    much of the time; the read-back is Python-bound, so threads do not help, processes do."""
     columns = ExportParams().columns
     database = database_totals_by_account_day(engine, first, last, money_columns(columns))
     pending = pending_account_days(engine, first, last)
-    for file in files:
-        yield _check_daily_file(file, database, pending, columns)
+    workers = check_processes(len(files)) if processes is None else processes
+    if workers <= 1:
+        yield from _check_daily_batch(files, database, pending, columns)
+        return
+    size = -(-len(files) // (workers * 4))
+    batches = [files[start : start + size] for start in range(0, len(files), size)]
+
+    def scoped(batch: Sequence[DailyFileToCheck]) -> dict[AccountDayKey, Totals]:
+        keys = {(file.account_code, file.day) for file in batch}
+        return {key: database[key] for key in keys if key in database}
+
+    # spawn, not fork: the run's process has threads (heartbeat, writers, Dagster's own).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results = pool.map(
+            _check_daily_batch,
+            batches,
+            [scoped(batch) for batch in batches],
+            [pending] * len(batches),
+            [columns] * len(batches),
+        )
+        for checks in results:
+            yield from checks
 
 
 def check_daily_files(
-    engine: Engine, files: Iterable[DailyFileToCheck], first: dt.date, last: dt.date
+    engine: Engine,
+    files: Sequence[DailyFileToCheck],
+    first: dt.date,
+    last: dt.date,
+    processes: int | None = None,
 ) -> list[FileCheck]:
-    return list(iter_daily_checks(engine, files, first, last))
+    return list(iter_daily_checks(engine, files, first, last, processes))
 
 
 @dataclass

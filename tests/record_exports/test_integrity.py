@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from record_exports.daily import DailySelection, export_days
 from record_exports.database import DatabaseTarget
 from record_exports.engine import resolve_account_ids, run_export
 from record_exports.integrity import (
+    PARALLEL_FROM_FILES,
     DailyFileToCheck,
     FileCheck,
     check_daily_files,
     check_export,
+    check_processes,
     latest_change,
 )
 from record_exports.params import ExportFormat, ExportParams, parse_export_params
@@ -41,6 +44,11 @@ def export_and_check(
 def check(engine: Engine, params: ExportParams, path: Path, since: int) -> FileCheck:
     ids = resolve_account_ids(engine, params.account_codes)
     return check_export(engine, params, ids, path, since)
+
+
+def test_helper_processes_only_for_many_files() -> None:
+    assert check_processes(PARALLEL_FROM_FILES - 1) == 1
+    assert check_processes(PARALLEL_FROM_FILES) == min(os.cpu_count() or 1, 4)
 
 
 @pytest.mark.parametrize(
@@ -139,9 +147,12 @@ def test_records_changed_since_the_export_are_reported_as_changed(
     assert found.differences and found.changed and found.passed
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["in-process", "two-processes"])
 def test_daily_files_pass_then_a_tampered_one_fails(
-    pg_records: DatabaseTarget, pg_engine: Engine, tmp_path: Path
+    pg_records: DatabaseTarget, pg_engine: Engine, tmp_path: Path, processes: int
 ) -> None:
+    """The same verdicts whether the run's process reads the files back or helper processes
+    do (a run of 2,000 files or more)."""
     first, last = dt.date(2026, 3, 1), dt.date(2026, 3, 3)
     formats = (ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.PARQUET)
     root = tmp_path / "daily"
@@ -154,12 +165,13 @@ def test_daily_files_pass_then_a_tampered_one_fails(
         for f in outcome.files
     ]
     assert len(files) >= 6
-    checks = check_daily_files(pg_engine, files, first, last)
+    checks = check_daily_files(pg_engine, files, first, last, processes)
+    assert [c.path for c in checks] == [f.path for f in files]
     assert [c.differences for c in checks] == [[] for _ in checks]
 
     victim = next(f.path for f in files if f.format is ExportFormat.CSV)
     pl.read_csv(victim, infer_schema=False).head(-1).write_csv(victim)
-    checks = check_daily_files(pg_engine, files, first, last)
+    checks = check_daily_files(pg_engine, files, first, last, processes)
     failed = [c for c in checks if not c.passed]
     assert [c.path for c in failed] == [victim]
     rows = failed[0].database.rows
