@@ -186,6 +186,18 @@ def hold_both_slots(deployment: Deployment, instance: dg.DagsterInstance) -> lis
 
 
 @pytest.mark.slow
+def export_next(deployment: Deployment, target: Path) -> subprocess.CompletedProcess[str]:
+    """The export that comes after the killed ones: the CLI in its own process, to `target`."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "export", "--output", str(target)],
+        cwd=REPO_ROOT,
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+
+
 def test_killed_exports_give_their_slots_back_and_the_next_export_runs(
     deployment: Deployment,
 ) -> None:
@@ -201,14 +213,7 @@ def test_killed_exports_give_their_slots_back_and_the_next_export_runs(
         assert {run_status(instance, run_id) for run_id in dead} == {dg.DagsterRunStatus.STARTED}
 
     target = deployment.folder / "next" / "records.csv"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "export", "--output", str(target)],
-        cwd=REPO_ROOT,
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    result = export_next(deployment, target)
     assert result.returncode == 0, result.stderr
     for run_id in dead:
         assert f"freed the records_database slot of run {run_id[:8]}" in result.stderr
@@ -351,14 +356,7 @@ def test_a_killed_request_run_gives_its_slot_back(
             assert request_run.wait(timeout=WAIT_SECONDS) == -signal.SIGKILL
 
         target = deployment.folder / "next" / "records.csv"
-        result = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "export", "--output", str(target)],
-            cwd=REPO_ROOT,
-            env=deployment.env,
-            capture_output=True,
-            text=True,
-            timeout=WAIT_SECONDS,
-        )
+        result = export_next(deployment, target)
         assert result.returncode == 0, result.stderr
         assert run_status(instance, dead) == dg.DagsterRunStatus.FAILURE
         assert "is gone" in failure_message(instance, dead)
