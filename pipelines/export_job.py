@@ -203,13 +203,12 @@ def request_id_of(run: dg.DagsterRun) -> int | None:
 
 def _export(
     context: dg.OpExecutionContext,
-    config: ExportConfig,
+    params: ExportParams,
     records_database: RecordsDatabase,
     engine: Engine,
     export_storage: ExportStorage,
     progress_reporter: ProgressReporter,
 ) -> ExportResult:
-    params = config.export_params(partial(unknown_account_codes, engine))
     destination = export_destination(context, params, export_storage)
     return run_export(
         records_database.target(),
@@ -265,11 +264,12 @@ def export_op(
             if request_id is not None:
                 request_store.mark_running(engine, request_id, context.run_id)
                 since_change = latest_change(engine)
+            params = config.export_params(partial(unknown_account_codes, engine))
             result = _export(
-                context, config, records_database, engine, export_storage, progress_reporter
+                context, params, records_database, engine, export_storage, progress_reporter
             )
             if request_id is not None:
-                checked = verify_request_file(context, config, engine, result, since_change)
+                checked = verify_request_file(context, params, engine, result, since_change)
                 request_store.mark_succeeded(
                     engine, request_id, context.run_id, str(result.path), result.row_count
                 )
@@ -279,7 +279,7 @@ def export_op(
 
 def verify_request_file(
     context: dg.OpExecutionContext,
-    config: ExportConfig,
+    params: ExportParams,
     engine: Engine,
     result: ExportResult,
     since_change: int,
@@ -287,7 +287,6 @@ def verify_request_file(
     """A request's file against the database (pipelines/integrity.py): its metadata, or a
     `Failure` with the numbers, which fails the step and the request row."""
     started = time.monotonic()
-    params = config.export_params()
     account_ids = resolve_account_ids(engine, params.account_codes)
     check = check_export(engine, params, account_ids, result.path, since_change)
     if not check.passed:

@@ -60,6 +60,13 @@ def system_temp(tmp_path: Path) -> Path:
     return folder
 
 
+def export_to(
+    path: Path, export_format: str, env: dict[str, str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`record-exports export --format F [options] --output PATH` in its own process."""
+    return run_cli("export", "--format", export_format, *options, "--output", str(path), env=env)
+
+
 def cli_env(tmp_path: Path, url: str, system_temp: Path) -> dict[str, str]:
     """The environment of one CLI run: its own Dagster instance, TMPDIR the test's folder."""
     home = tmp_path / f"dagster-home-{uuid.uuid4().hex[:8]}"
@@ -161,14 +168,7 @@ def test_killed_export_leaves_a_partial_the_next_export_sweeps(
         assert any(f.stat().st_size > 0 for f in scratch.iterdir())
     assert list(system_temp.iterdir()) == []  # the scratch was never in the system folder
 
-    result = run_cli(
-        "export",
-        "--format",
-        export_format,
-        "--output",
-        str(out / name),
-        env=cli_env(tmp_path, records_url, system_temp),
-    )
+    result = export_to(out / name, export_format, cli_env(tmp_path, records_url, system_temp))
 
     assert result.returncode == 0, result.stderr
     finished_only(out, [name])
@@ -223,21 +223,12 @@ def test_full_disk_fails_in_one_line_and_keeps_the_previous_export(
     with tmpfs(tmp_path / "small-disk", "2m") as out:
         small = ["--account", "ACC1", "--from", "2026-11-28", "--to", "2026-11-28"]
         env = cli_env(tmp_path, records_url, system_temp)
-        first = run_cli(
-            "export", "--format", export_format, *small, "--output", str(out / name), env=env
-        )
+        first = export_to(out / name, export_format, env, *small)
         assert first.returncode == 0, first.stderr
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         assert sorted(before) == [name, f"{name}.manifest.json"]
 
-        result = run_cli(
-            "export",
-            "--format",
-            export_format,
-            "--output",
-            str(out / name),
-            env=cli_env(tmp_path, records_url, system_temp),
-        )
+        result = export_to(out / name, export_format, cli_env(tmp_path, records_url, system_temp))
 
         assert result.returncode == 1, result.stderr
         lines = result.stderr.strip().splitlines()
